@@ -1,0 +1,65 @@
+"""The application factory."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from api import rest
+from api.db.engine import Database
+from api.graphql import GraphQLApp
+from api.logs import configure_logging
+from api.middleware import MethodsMiddleware, RequestIdMiddleware
+from api.problems import install_error_handlers
+from api.rest import system
+from api.settings import Settings, get_settings
+from schema.root import build_schema
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the app. ``database`` lets a caller (the test suite) bring an engine it manages;
+    otherwise the lifespan opens one from ``settings.database_url`` and closes it on shutdown."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = database is None
+        app.state.database = database or Database.from_url(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.database.dispose()
+
+    app = FastAPI(
+        title="Switchboard",
+        version="0.1.0",
+        summary="A GraphQL-first API service; this is its REST compatibility layer.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(system.router)
+    app.include_router(rest.router)
+    app.include_router(GraphQLApp(build_schema(settings)), prefix="/graphql")
+    install_error_handlers(app)
+
+    app.add_middleware(MethodsMiddleware)
+    if settings.allowed_hosts != ["*"]:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Location", "Link", "X-Request-ID"],
+        )
+    app.add_middleware(RequestIdMiddleware)
+    return app

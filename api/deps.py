@@ -1,0 +1,86 @@
+"""FastAPI dependencies, shared by the REST routes and the GraphQL context alike."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+
+from api.db.engine import Database
+from api.db.models import User
+from api.errors import Unauthenticated
+from api.security import InvalidToken, decode_access_token
+from api.services import users
+from api.settings import Settings
+
+TOKEN_URL = "/api/v1/auth/token"
+
+
+def get_app_settings(connection: HTTPConnection) -> Settings:
+    settings: Settings = connection.app.state.settings
+    return settings
+
+
+def get_database(connection: HTTPConnection) -> Database:
+    database: Database = connection.app.state.database
+    return database
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+async def get_session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
+    """One session and transaction per request: committed when the handler returns, rolled back
+    when it raises. Scoped to the handler, so the commit happens before the response is sent."""
+    async with database.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+class _BearerToken(OAuth2PasswordBearer):
+    """The token of an ``Authorization: Bearer`` header, on HTTP requests and WebSockets alike.
+
+    Subclassing OAuth2PasswordBearer keeps the OpenAPI security scheme, so Swagger's Authorize button
+    signs in through the token endpoint.
+    """
+
+    async def __call__(self, connection: HTTPConnection) -> str | None:  # type: ignore[override]
+        scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+bearer_token = _BearerToken(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+async def get_optional_user(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(bearer_token)],
+) -> User | None:
+    """The signed-in user, or ``None`` without credentials. Credentials that do not check out are
+    refused outright, never treated as anonymous."""
+    if token is None:
+        return None
+    try:
+        user_id = decode_access_token(settings, token)
+    except InvalidToken:
+        raise Unauthenticated("Invalid or expired access token.") from None
+    user = await users.get_active(session, user_id)
+    if user is None:
+        raise Unauthenticated("Invalid or expired access token.")
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
+async def get_current_user(user: OptionalUser) -> User:
+    return users.require_user(user)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

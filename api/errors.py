@@ -1,0 +1,84 @@
+"""The domain error tree, raised by services and rendered by both transports.
+
+Each error carries a ``code`` shared by REST (``code`` in an RFC 9457 problem document) and GraphQL
+(``extensions.code``), and the HTTP status REST answers with. Nothing here knows either transport.
+"""
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class DomainError(Exception):
+    """A refusal the client can act on; its message is safe to show."""
+
+    code: ClassVar[str] = "BAD_REQUEST"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.title
+        super().__init__(self.message)
+
+    def extensions(self) -> dict[str, Any]:
+        """What GraphQL puts in ``extensions`` and REST adds to the problem document."""
+        return {"code": self.code}
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+    status = 403
+    title = "Not allowed"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+    status = 409
+    title = "Conflict"
+
+
+class InvalidInput(DomainError):
+    """Input that fails validation; ``fields`` maps a field path to its messages."""
+
+    code = "BAD_USER_INPUT"
+    status = 422
+    title = "Invalid input"
+
+    def __init__(self, fields: Mapping[str, list[str]], message: str | None = None) -> None:
+        self.fields = dict(fields)
+        super().__init__(message or "; ".join(f"{k}: {' '.join(v)}" for k, v in self.fields.items()))
+
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self.code, "fields": self.fields}
+
+
+class InvalidCredentials(Unauthenticated):
+    """Login failed; the same answer whether the account is unknown or the password wrong."""
+
+    title = "Invalid email or password"
+
+
+INTERNAL_ERROR_CODE = "INTERNAL_SERVER_ERROR"
+INTERNAL_ERROR_MESSAGE = "Internal server error"
+
+
+def field_messages(errors: list[Any], *, skip: int = 0) -> dict[str, list[str]]:
+    """Group pydantic error entries by dotted field path; ``skip`` drops leading ``loc`` parts
+    (FastAPI prefixes them with ``body``, ``query`` …)."""
+    fields: dict[str, list[str]] = {}
+    for error in errors:
+        path = ".".join(str(part) for part in error["loc"][skip:]) or "__root__"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        fields.setdefault(path, []).append(message)
+    return fields

@@ -1,0 +1,74 @@
+"""The ``/graphql`` endpoint: Strawberry's router, its context built from our FastAPI dependencies,
+and the response rules of the GraphQL over HTTP specification."""
+
+from typing import Any
+
+from cross_web import HTTPException as StrawberryHTTPException
+from fastapi import Depends
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.websockets import WebSocket
+from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
+
+from api.deps import OptionalUser, SessionDep, SettingsDep
+from api.logs import request_id_var
+from resolvers.context import Context
+from schema.root import Schema
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+async def get_context(session: SessionDep, user: OptionalUser, settings: SettingsDep) -> Context:
+    """The context of one operation, from the same dependencies the REST routes use."""
+    return Context(session=session, user=user, settings=settings)
+
+
+def _accepts_graphql_response(request: Request) -> bool:
+    return GRAPHQL_RESPONSE in request.headers.get("accept", "")
+
+
+class GraphQLApp(GraphQLRouter[Context, None]):
+    """Strawberry's router, answering as GraphQL over HTTP asks.
+
+    With ``Accept: application/graphql-response+json`` a document that cannot run (it does not parse
+    or validate, or its variables do not fit) is a 400 with no ``data`` entry; plain JSON clients get
+    200 as before. Malformed requests get a GraphQL-shaped error body, not plain text.
+    """
+
+    def __init__(self, schema: Schema, **kwargs: Any) -> None:
+        super().__init__(schema, context_getter=get_context, **kwargs)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        body = await super().process_result(request, result)
+        if result.data is None and result.errors and all(e.path is None for e in result.errors):
+            request.state.graphql_request_error = True
+            if _accepts_graphql_response(request):
+                body.pop("data", None)
+        return body
+
+    async def run(  # type: ignore[override]
+        self,
+        request: Request | WebSocket,
+        context: Context = UNSET,
+        root_value: None = UNSET,
+    ) -> Response | WebSocket:
+        try:
+            response = await super().run(request, context=context, root_value=root_value)
+        except StrawberryHTTPException as exc:
+            body = {"errors": [{"message": exc.reason, "extensions": self._request_error()}]}
+            return JSONResponse(body, status_code=exc.status_code)
+        if isinstance(request, Request) and _accepts_graphql_response(request):
+            if response.media_type == "application/json" or response.headers.get(
+                "content-type", ""
+            ).startswith("application/json"):
+                response.headers["content-type"] = GRAPHQL_RESPONSE
+                if getattr(request.state, "graphql_request_error", False):
+                    response.status_code = 400
+        return response
+
+    @staticmethod
+    def _request_error() -> dict[str, Any]:
+        return {"code": "BAD_REQUEST", "requestId": request_id_var.get()}

@@ -1,0 +1,90 @@
+"""Pure ASGI middleware (no per-request task or body copy, unlike ``BaseHTTPMiddleware``)."""
+
+import re
+import uuid
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.logs import request_id_var
+
+REQUEST_ID_HEADER = b"x-request-id"
+_ACCEPTABLE_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+
+
+class RequestIdMiddleware:
+    """Gives each request an id: the client's ``X-Request-ID`` when it is sane, else a new one.
+
+    The id goes back in the response header, into every log line of the request (through a context
+    variable) and into ``scope`` for the error handlers that run outside this middleware.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
+        request_id = given.decode() if _ACCEPTABLE_ID.fullmatch(given) else uuid.uuid4().hex
+        scope["request_id"] = request_id
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+class MethodsMiddleware:
+    """``HEAD`` and ``OPTIONS`` for every route, answered in one place.
+
+    ``HEAD`` runs the ``GET`` route and drops the body (headers, ``Content-Length`` included, stay);
+    ``OPTIONS`` answers 204 with an ``Allow`` header listing the methods the path's routes accept.
+    CORS preflights never get here: the CORS middleware, outside this one, answers them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        methods = _allowed_methods(scope)
+        if not methods:
+            await self.app(scope, receive, send)
+        elif scope["method"] == "OPTIONS":
+            allow = ", ".join(sorted(methods | {"OPTIONS"}))
+            await Response(status_code=204, headers={"Allow": allow})(scope, receive, send)
+        elif "GET" in methods and "HEAD" not in methods:
+            await self.app({**scope, "method": "GET"}, receive, _without_body(send))
+        else:
+            await self.app(scope, receive, send)
+
+
+def _allowed_methods(scope: Scope) -> set[str]:
+    methods: set[str] = set()
+    for route in scope["app"].router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and isinstance(route, BaseRoute):
+            match, _ = route.matches({**scope, "method": next(iter(route_methods))})
+            if match is Match.FULL:
+                methods |= route_methods
+    return methods
+
+
+def _without_body(send: Send) -> Send:
+    async def send_headers_only(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_headers_only

@@ -1,0 +1,106 @@
+"""Error responses: RFC 9457 problem documents for REST, GraphQL-shaped bodies on ``/graphql``.
+
+Every refusal carries the same ``code`` on both transports, and the request id, so a client's report
+can be matched with the log.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from api.errors import (
+    INTERNAL_ERROR_CODE,
+    INTERNAL_ERROR_MESSAGE,
+    DomainError,
+    InvalidInput,
+    Unauthenticated,
+    field_messages,
+)
+
+logger = logging.getLogger("switchboard.errors")
+
+PROBLEM_JSON = "application/problem+json"
+GRAPHQL_PATH = "/graphql"
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+}
+
+
+def problem(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    request_id = request.scope.get("request_id")
+    if request.url.path == GRAPHQL_PATH:
+        extensions = {"code": code, **(extra or {}), "requestId": request_id}
+        body: dict[str, Any] = {"errors": [{"message": detail, "extensions": extensions}]}
+        return JSONResponse(body, status_code=status, headers=headers)
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "code": code,
+        "request_id": request_id,
+        **(extra or {}),
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    extra = {"errors": exc.fields} if isinstance(exc, InvalidInput) else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    return problem(request, exc.status, exc.code, exc.message, extra=extra, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    fields = field_messages(list(exc.errors()), skip=1)
+    detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
+    return problem(request, 422, InvalidInput.code, detail, extra={"errors": fields})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "BAD_REQUEST" if exc.status_code < 500 else INTERNAL_ERROR_CODE)
+    return problem(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.error(
+        "unexpected error on %s %s [%s]",
+        request.method,
+        request.url.path,
+        request.scope.get("request_id"),
+        exc_info=exc,
+    )
+    response = problem(request, 500, INTERNAL_ERROR_CODE, INTERNAL_ERROR_MESSAGE)
+    if request_id := request.scope.get("request_id"):
+        response.headers["X-Request-ID"] = request_id
+    return response
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,114 @@
+"""``/api/v1/users``: accounts, over the users service."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Self
+
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import BaseModel
+
+from api.db import models
+from api.deps import CurrentUser, SessionDep
+from api.ids import to_global_id
+from api.rest.pages import ItemPage, page_response
+from api.services import users
+from api.services.commands import (
+    UserAdminUpdate,
+    UserCreate,
+    UserReplace,
+    UserSelfUpdate,
+)
+from api.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    node_id: str
+    email: str
+    display_name: str | None
+    is_active: bool
+    is_admin: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_model(cls, row: models.User) -> Self:
+        return cls(
+            id=row.id,
+            node_id=to_global_id("User", row.id),
+            email=row.email,
+            display_name=row.display_name,
+            is_active=row.is_active,
+            is_admin=row.is_admin,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def register(
+    body: UserCreate, session: SessionDep, request: Request, response: Response
+) -> UserOut:
+    """Register an account; sign in with ``POST /api/v1/auth/token``."""
+    user = await users.create_user(session, body)
+    response.headers["Location"] = str(request.url_for("read_user", user_id=user.id))
+    return UserOut.from_model(user)
+
+
+@router.get("/me")
+async def read_me(actor: CurrentUser) -> UserOut:
+    """The signed-in user."""
+    return UserOut.from_model(actor)
+
+
+@router.patch("/me")
+async def update_me(body: UserSelfUpdate, actor: CurrentUser, session: SessionDep) -> UserOut:
+    """Change one's own email or display name; fields left out stay as they are."""
+    return UserOut.from_model(await users.update_me(session, actor, body))
+
+
+@router.get("")
+async def list_users(
+    request: Request,
+    actor: CurrentUser,
+    session: SessionDep,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+    search: Annotated[str | None, Query(max_length=320)] = None,
+) -> ItemPage[UserOut]:
+    """Every account, oldest first (admin); follow ``next_cursor`` or the ``Link`` header."""
+    page = await users.list_users(
+        session, actor, PageRequest(first=limit, after=cursor), search=search
+    )
+    return page_response(request, response, page, UserOut.from_model)
+
+
+@router.get("/{user_id}")
+async def read_user(user_id: uuid.UUID, actor: CurrentUser, session: SessionDep) -> UserOut:
+    """Oneself, or anyone for an admin."""
+    return UserOut.from_model(await users.get_user(session, actor, user_id))
+
+
+@router.patch("/{user_id}")
+async def update_user(
+    user_id: uuid.UUID, body: UserAdminUpdate, actor: CurrentUser, session: SessionDep
+) -> UserOut:
+    """Change some of an account's fields (admin)."""
+    return UserOut.from_model(await users.update_user(session, actor, user_id, body))
+
+
+@router.put("/{user_id}")
+async def replace_user(
+    user_id: uuid.UUID, body: UserReplace, actor: CurrentUser, session: SessionDep
+) -> UserOut:
+    """Set all of an account's admin-managed fields at once (admin)."""
+    return UserOut.from_model(await users.update_user(session, actor, user_id, body))
+
+
+@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_user(user_id: uuid.UUID, actor: CurrentUser, session: SessionDep) -> None:
+    """Delete one's own account, or any (admin)."""
+    await users.delete_user(session, actor, user_id)

@@ -1,0 +1,79 @@
+"""Pydantic command models: the REST bodies, and what GraphQL inputs convert into.
+
+A validation rule is written once, here, and both transports enforce it by building these models.
+"""
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
+from pydantic import ValidationError as PydanticValidationError
+
+from api.errors import InvalidInput, field_messages
+
+Email = Annotated[EmailStr, AfterValidator(str.lower)]
+Password = Annotated[str, Field(min_length=8, max_length=128)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+T = TypeVar("T")
+
+
+def _not_null(value: T | None) -> T:
+    if value is None:
+        raise ValueError("May be left out, but not null.")
+    return value
+
+
+# An optional field that may be left out but not sent as null (its column cannot be empty). Pydantic
+# validates only values that were sent, so leaving it out skips the check.
+NotNull = AfterValidator(_not_null)
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the caller actually sent (absent ones are left alone; an explicit null is kept)."""
+        return self.model_dump(include=self.model_fields_set)
+
+
+class UserCreate(Command):
+    email: Email
+    password: Password
+    display_name: DisplayName | None = None
+
+
+class UserSelfUpdate(Command):
+    email: Annotated[Email | None, NotNull] = None
+    display_name: DisplayName | None = None
+
+
+class UserAdminUpdate(Command):
+    display_name: DisplayName | None = None
+    is_active: Annotated[bool | None, NotNull] = None
+    is_admin: Annotated[bool | None, NotNull] = None
+
+
+class UserReplace(Command):
+    """A full replacement of what an admin may set (``PUT``): every field is required."""
+
+    display_name: DisplayName | None
+    is_active: bool
+    is_admin: bool
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def build(model: type[C], data: dict[str, Any]) -> C:
+    """Validate ``data`` into ``model``; a failure becomes ``InvalidInput`` with per-field messages."""
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise InvalidInput(field_messages(exc.errors())) from None

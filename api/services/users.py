@@ -1,0 +1,166 @@
+"""Accounts: registration, lookup, listing, updates and deletion, with who may do what."""
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db.models import User
+from api.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCredentials,
+    NotFound,
+    Unauthenticated,
+)
+from api.security import hash_password, verify_password
+from api.services.commands import (
+    UserAdminUpdate,
+    UserCreate,
+    UserReplace,
+    UserSelfUpdate,
+)
+from api.services.pagination import Page, PageRequest, decode_cursor, page_of
+
+
+def require_user(actor: User | None) -> User:
+    if actor is None:
+        raise Unauthenticated()
+    return actor
+
+
+def require_admin(actor: User | None) -> User:
+    user = require_user(actor)
+    if not user.is_admin:
+        raise Forbidden("Only an administrator may do this.")
+    return user
+
+
+async def get_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email.lower()))
+
+
+async def get_active(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The user a credential speaks for, if the account still exists and is active."""
+    user = await session.get(User, user_id)
+    return user if user is not None and user.is_active else None
+
+
+async def create_user(session: AsyncSession, data: UserCreate, *, is_admin: bool = False) -> User:
+    """Register an account. Raises ``Conflict`` when the email is taken."""
+    if await get_by_email(session, data.email) is not None:
+        raise Conflict("An account with this email already exists.")
+    user = User(
+        email=data.email,
+        display_name=data.display_name,
+        password_hash=await hash_password(data.password),
+        is_admin=is_admin,
+    )
+    session.add(user)
+    await _flush_unique(session)
+    return user
+
+
+async def authenticate(session: AsyncSession, email: str, password: str) -> User:
+    """The account these credentials open. Unknown email, wrong password and a deactivated account
+    give the same error after the same work (one hash verification)."""
+    user = await get_by_email(session, email)
+    valid = await verify_password(password, user.password_hash if user else None)
+    if user is None or not valid or not user.is_active:
+        raise InvalidCredentials()
+    return user
+
+
+async def get_user(session: AsyncSession, actor: User | None, user_id: uuid.UUID) -> User:
+    """A user as seen by ``actor``: themself, or anyone for an admin. Others are ``NotFound``, so
+    the answer does not reveal whether the account exists."""
+    viewer = require_user(actor)
+    if user_id == viewer.id:
+        return viewer
+    user = await session.get(User, user_id) if viewer.is_admin else None
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+async def list_users(
+    session: AsyncSession, actor: User | None, page: PageRequest, *, search: str | None = None
+) -> Page[User]:
+    """All accounts in creation order (admin only), optionally those whose email or name contains
+    ``search`` (case-insensitive)."""
+    require_admin(actor)
+    query = select(User).order_by(User.id).limit(page.first + 1)
+    if page.after is not None:
+        query = query.where(User.id > decode_cursor(page.after))
+    if search:
+        term = search.lower()
+        query = query.where(
+            or_(
+                User.email.contains(term, autoescape=True),
+                func.lower(User.display_name).contains(term, autoescape=True),
+            )
+        )
+    return page_of((await session.scalars(query)).all(), page.first)
+
+
+async def update_me(session: AsyncSession, actor: User | None, data: UserSelfUpdate) -> User:
+    """Change one's own email or display name. Raises ``Conflict`` when the new email is taken."""
+    user = require_user(actor)
+    changes = data.changes()
+    email = changes.get("email")
+    if email is not None and email != user.email and await get_by_email(session, email):
+        raise Conflict("An account with this email already exists.")
+    return await _apply(session, user, changes)
+
+
+async def update_user(
+    session: AsyncSession, actor: User | None, user_id: uuid.UUID, data: UserAdminUpdate | UserReplace
+) -> User:
+    """An admin's change to any account: a partial update, or a full replacement with ``UserReplace``."""
+    require_admin(actor)
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    changes = data.changes() if isinstance(data, UserAdminUpdate) else data.model_dump()
+    return await _apply(session, user, changes)
+
+
+async def delete_user(session: AsyncSession, actor: User | None, user_id: uuid.UUID) -> None:
+    """Delete an account: one's own, or anyone's for an admin."""
+    viewer = require_user(actor)
+    if user_id != viewer.id and not viewer.is_admin:
+        raise Forbidden("You may only delete your own account.")
+    user = viewer if user_id == viewer.id else await session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    await session.delete(user)
+    await session.flush()
+
+
+async def _apply(session: AsyncSession, user: User, changes: dict[str, Any]) -> User:
+    for name, value in changes.items():
+        setattr(user, name, value)
+    await _flush_unique(session)
+    return user
+
+
+async def _flush_unique(session: AsyncSession) -> None:
+    """Flush, turning a unique-index race (two sign-ups with one email at once) into ``Conflict``."""
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict("An account with this email already exists.") from None
+
+
+async def get_users(
+    session: AsyncSession, actor: User | None, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, User]:
+    """The users among ``user_ids`` that ``actor`` may see (``get_user``'s rule), in one query."""
+    viewer = require_user(actor)
+    if not viewer.is_admin:
+        return {viewer.id: viewer} if viewer.id in user_ids else {}
+    rows = await session.scalars(select(User).where(User.id.in_(set(user_ids))))
+    return {row.id: row for row in rows}

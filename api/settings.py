@@ -1,0 +1,73 @@
+"""Configuration, read from the environment (prefix ``SWITCHBOARD_``) and an optional ``.env`` file.
+
+Nothing here runs at import time: ``get_settings()`` builds a ``Settings`` when asked, and the app
+factory receives one, so tests construct their own without touching the environment.
+"""
+
+from functools import lru_cache
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A development convenience only: production refuses to start with it (see `_refuse_unsafe_production`).
+DEFAULT_SECRET_KEY = "switchboard-development-secret-change-me-0123456789"
+MIN_SECRET_BYTES = 32
+
+
+class UnsafeSettingsError(ValueError):
+    """The settings would run production with a development default."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./switchboard.db"
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    secret_key: str = DEFAULT_SECRET_KEY
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "switchboard"
+    jwt_audience: str = "switchboard"
+    access_token_ttl: int = Field(default=15 * 60, ge=1, description="seconds")
+    cors_origins: list[str] = []
+    allowed_hosts: list[str] = ["*"]
+    graphql_introspection: bool | None = None
+    graphql_max_depth: int = Field(default=10, ge=1)
+    graphql_max_aliases: int = Field(default=30, ge=1)
+    graphql_max_tokens: int = Field(default=15_000, ge=1)
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def introspection_enabled(self) -> bool:
+        """Introspection follows the environment unless set explicitly."""
+        if self.graphql_introspection is None:
+            return not self.is_production
+        return self.graphql_introspection
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Self:
+        if len(self.secret_key.encode()) < MIN_SECRET_BYTES:
+            raise UnsafeSettingsError(
+                f"SWITCHBOARD_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long"
+            )
+        if self.is_production and self.secret_key == DEFAULT_SECRET_KEY:
+            raise UnsafeSettingsError(
+                "SWITCHBOARD_SECRET_KEY is the development default; production needs its own "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment the first time they are needed."""
+    return Settings()

@@ -1,0 +1,16 @@
+"""Resolvers of sign-in."""
+
+from api.services import auth
+from resolvers.context import Info
+from schema.auth import AuthPayload
+from schema.users import RegisterInput
+
+
+async def register(info: Info, input: RegisterInput) -> AuthPayload:
+    ctx = info.context
+    return AuthPayload.from_session(await auth.register(ctx.session, ctx.settings, input.to_command()))
+
+
+async def login(info: Info, email: str, password: str) -> AuthPayload:
+    ctx = info.context
+    return AuthPayload.from_session(await auth.login(ctx.session, ctx.settings, email, password))

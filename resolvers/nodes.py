@@ -1,0 +1,20 @@
+"""``node(id:)``: any object by its global id, through the per-operation loaders."""
+
+import strawberry
+
+from api.ids import from_global_id
+from resolvers.context import Info
+from schema.base import Node
+from schema.users import User
+
+
+async def node(info: Info, id: strawberry.ID) -> Node | None:
+    """The object, or null when the id names nothing the caller may see (Relay's convention)."""
+    decoded = from_global_id(id)
+    if decoded is None:
+        return None
+    type_name, key = decoded
+    if type_name == "User":
+        row = await info.context.loaders.users.load(key)
+        return User.from_model(row) if row is not None else None
+    return None

@@ -1,0 +1,61 @@
+"""Resolvers of the users domain: each calls one service function and converts its result."""
+
+import uuid
+
+import strawberry
+
+from api.errors import NotFound
+from api.ids import from_global_id
+from api.services import users
+from api.services.commands import build
+from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
+from resolvers.context import Info
+from schema.base import connection_of
+from schema.users import UpdateMeInput, UpdateUserInput, User, UserConnection
+
+
+def user_key(global_id: strawberry.ID) -> uuid.UUID:
+    """The UUID behind a ``User`` global id; any other id names no user."""
+    decoded = from_global_id(global_id)
+    if decoded is None or decoded[0] != "User":
+        raise NotFound("No such user.")
+    return decoded[1]
+
+
+async def me(info: Info) -> User | None:
+    user = info.context.user
+    return User.from_model(user) if user is not None else None
+
+
+async def user(info: Info, id: strawberry.ID) -> User | None:
+    ctx = info.context
+    return User.from_model(await users.get_user(ctx.session, ctx.user, user_key(id)))
+
+
+async def users_page(
+    info: Info,
+    first: int | None = DEFAULT_PAGE_SIZE,
+    after: str | None = None,
+    search: str | None = None,
+) -> UserConnection:
+    ctx = info.context
+    page = build(PageRequest, {"first": first, "after": after})
+    result = await users.list_users(ctx.session, ctx.user, page, search=search)
+    return connection_of(result, User.from_model)
+
+
+async def update_me(info: Info, input: UpdateMeInput) -> User:
+    ctx = info.context
+    return User.from_model(await users.update_me(ctx.session, ctx.user, input.to_command()))
+
+
+async def update_user(info: Info, id: strawberry.ID, input: UpdateUserInput) -> User:
+    ctx = info.context
+    row = await users.update_user(ctx.session, ctx.user, user_key(id), input.to_command())
+    return User.from_model(row)
+
+
+async def delete_user(info: Info, id: strawberry.ID) -> bool:
+    ctx = info.context
+    await users.delete_user(ctx.session, ctx.user, user_key(id))
+    return True

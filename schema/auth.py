@@ -1,0 +1,25 @@
+"""GraphQL types of sign-in."""
+
+from typing import Self
+
+import strawberry
+
+from api.services.auth import Session
+from schema.users import User
+
+
+@strawberry.type
+class AuthPayload:
+    access_token: str
+    token_type: str
+    expires_in: int = strawberry.field(description="Seconds until the access token expires.")
+    user: User
+
+    @classmethod
+    def from_session(cls, session: Session) -> Self:
+        return cls(
+            access_token=session.access.token,
+            token_type="Bearer",
+            expires_in=session.access.expires_in,
+            user=User.from_model(session.user),
+        )

@@ -1,0 +1,99 @@
+"""How errors leave GraphQL: domain errors with their ``extensions.code``, everything else masked.
+
+- an error from a resolver whose cause is a ``DomainError`` keeps its message and gains its code;
+- an error with no field path is about the request itself (a document that does not parse or
+  validate, a variable of the wrong type) and is shown as graphql-core wrote it, with a code;
+- any other error is a bug: its text is replaced by a fixed message and the request id, and the
+  original is logged with its traceback under that id.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
+
+from api.errors import (
+    INTERNAL_ERROR_CODE,
+    INTERNAL_ERROR_MESSAGE,
+    DomainError,
+    InvalidInput,
+)
+from api.logs import request_id_var
+
+logger = logging.getLogger("switchboard.graphql")
+
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+
+
+def _camel(path: str) -> str:
+    head, *rest = path.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """A resolver failed for a reason that is not a domain refusal: a bug to mask and log."""
+    return error.path is not None and not isinstance(error.original_error, DomainError | None)
+
+
+def _extensions(error: GraphQLError, execution_context: ExecutionContext) -> dict[str, Any]:
+    cause = error.original_error
+    if isinstance(cause, InvalidInput):
+        fields = {".".join(_camel(p) for p in k.split(".")): v for k, v in cause.fields.items()}
+        return {**cause.extensions(), "fields": fields}
+    if isinstance(cause, DomainError):
+        return cause.extensions()
+    if execution_context.graphql_document is None:
+        return {"code": PARSE_FAILED}
+    if error in (execution_context.pre_execution_errors or ()):
+        return {"code": VALIDATION_FAILED}
+    return {"code": InvalidInput.code}
+
+
+def render_error(error: GraphQLError, execution_context: ExecutionContext) -> GraphQLError:
+    if is_unexpected(error):
+        return GraphQLError(
+            INTERNAL_ERROR_MESSAGE,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": INTERNAL_ERROR_CODE, "requestId": request_id_var.get()},
+        )
+    extensions = {**(error.extensions or {}), **_extensions(error, execution_context)}
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions=extensions,
+    )
+
+
+class ErrorRendering(SchemaExtension):
+    """Renders every error of the operation, and rolls back its session when there is any, so a
+    mutation that fails half-way leaves nothing behind."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        result.errors = [render_error(e, self.execution_context) for e in result.errors]
+        session = getattr(self.execution_context.context, "session", None)
+        if session is not None:
+            await session.rollback()
+
+
+def log_unexpected(errors: list[GraphQLError]) -> None:
+    for error in errors:
+        if is_unexpected(error):
+            cause = error.original_error
+            logger.error(
+                "unexpected error in %s",
+                ".".join(map(str, error.path or ())),
+                exc_info=(type(cause), cause, cause.__traceback__) if cause else None,
+            )

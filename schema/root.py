@@ -1,0 +1,80 @@
+"""The root types and the schema, assembled from the domain modules."""
+
+from collections.abc import Callable
+from functools import partial
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from api.settings import Settings
+from resolvers import auth, nodes, users
+from schema.auth import AuthPayload
+from schema.base import Node
+from schema.errors import ErrorRendering, log_unexpected
+from schema.users import User, UserConnection
+
+
+@strawberry.type
+class Query:
+    node: Node | None = strawberry.field(resolver=nodes.node)
+    me: User | None = strawberry.field(resolver=users.me, description="The signed-in user.")
+    user: User | None = strawberry.field(resolver=users.user, description="Oneself, or anyone for an admin.")
+    users: UserConnection = strawberry.field(
+        resolver=users.users_page, description="Every account, oldest first (admin)."
+    )
+
+
+@strawberry.type
+class Mutation:
+    register: AuthPayload = strawberry.mutation(resolver=auth.register)
+    login: AuthPayload = strawberry.mutation(resolver=auth.login)
+    update_me: User = strawberry.mutation(resolver=users.update_me)
+    update_user: User = strawberry.mutation(
+        resolver=users.update_user, description="Change any account (admin)."
+    )
+    delete_user: bool = strawberry.mutation(
+        resolver=users.delete_user, description="Delete one's own account, or any (admin)."
+    )
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log only what is a bug; refusals and bad documents are the client's business."""
+        log_unexpected(errors)
+
+
+def build_schema(settings: Settings) -> Schema:
+    """The schema with its limits taken from ``settings``.
+
+    Extensions are given as classes or factories: Strawberry makes fresh ones for every operation.
+    """
+    extensions: list[Callable[[], SchemaExtension]] = [
+        ErrorRendering,
+        partial(ParserCache, maxsize=256),
+        partial(ValidationCache, maxsize=256),
+        partial(QueryDepthLimiter, max_depth=settings.graphql_max_depth),
+        partial(MaxAliasesLimiter, max_alias_count=settings.graphql_max_aliases),
+        partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
+    ]
+    if not settings.introspection_enabled:
+        extensions.append(DisableIntrospection)
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[User],
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=settings.is_production),
+    )

@@ -1,0 +1,69 @@
+"""GraphQL types of the users domain."""
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Self
+
+import strawberry
+
+from api.db import models
+from api.ids import to_global_id
+from api.services.commands import UserAdminUpdate, UserCreate, UserSelfUpdate, build
+from schema.base import Connection, Node
+
+
+@strawberry.type
+class User(Node):
+    email: str
+    display_name: str | None
+    is_active: bool
+    is_admin: bool
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, row: models.User) -> Self:
+        return cls(
+            id=strawberry.ID(to_global_id("User", row.id)),
+            email=row.email,
+            display_name=row.display_name,
+            is_active=row.is_active,
+            is_admin=row.is_admin,
+            created_at=row.created_at,
+        )
+
+
+UserConnection = Connection[User]
+
+
+def _sent(data: object) -> dict[str, Any]:
+    """The fields of an input the client sent (``UNSET`` ones dropped), by their Python names."""
+    return {k: v for k, v in asdict(data).items() if v is not strawberry.UNSET}  # type: ignore[call-overload]
+
+
+@strawberry.input
+class RegisterInput:
+    email: str
+    password: str
+    display_name: str | None = strawberry.UNSET
+
+    def to_command(self) -> UserCreate:
+        return build(UserCreate, _sent(self))
+
+
+@strawberry.input
+class UpdateMeInput:
+    email: str | None = strawberry.UNSET
+    display_name: str | None = strawberry.UNSET
+
+    def to_command(self) -> UserSelfUpdate:
+        return build(UserSelfUpdate, _sent(self))
+
+
+@strawberry.input
+class UpdateUserInput:
+    display_name: str | None = strawberry.UNSET
+    is_active: bool | None = strawberry.UNSET
+    is_admin: bool | None = strawberry.UNSET
+
+    def to_command(self) -> UserAdminUpdate:
+        return build(UserAdminUpdate, _sent(self))
