@@ -16,9 +16,7 @@ from api.db.engine import create_engine
 from api.settings import get_settings
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get(
-    "configure_logger", True
-):
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
@@ -52,7 +50,5 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit(
-        "offline (--sql) migrations are not supported; run them against a database"
-    )
+    raise SystemExit("offline (--sql) migrations are not supported; run them against a database")
 run_migrations_online()

@@ -49,7 +49,7 @@ class _BearerToken(OAuth2PasswordBearer):
     signs in through the token endpoint.
     """
 
-    async def __call__(self, connection: HTTPConnection) -> str | None:  # type: ignore[override]
+    async def __call__(self, connection: HTTPConnection) -> str | None:
         scheme, _, token = connection.headers.get("authorization", "").partition(" ")
         return token.strip() or None if scheme.lower() == "bearer" else None
 

@@ -4,7 +4,6 @@ and the response rules of the GraphQL over HTTP specification."""
 from typing import Any
 
 from cross_web import HTTPException as StrawberryHTTPException
-from fastapi import Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
@@ -60,13 +59,15 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         except StrawberryHTTPException as exc:
             body = {"errors": [{"message": exc.reason, "extensions": self._request_error()}]}
             return JSONResponse(body, status_code=exc.status_code)
-        if isinstance(request, Request) and _accepts_graphql_response(request):
-            if response.media_type == "application/json" or response.headers.get(
-                "content-type", ""
-            ).startswith("application/json"):
-                response.headers["content-type"] = GRAPHQL_RESPONSE
-                if getattr(request.state, "graphql_request_error", False):
-                    response.status_code = 400
+        if (
+            isinstance(response, Response)
+            and response.media_type == "application/json"
+            and isinstance(request, Request)
+            and _accepts_graphql_response(request)
+        ):
+            response.headers["content-type"] = GRAPHQL_RESPONSE
+            if getattr(request.state, "graphql_request_error", False):
+                response.status_code = 400
         return response
 
     @staticmethod

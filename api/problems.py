@@ -5,6 +5,7 @@ can be matched with the log.
 """
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -45,7 +46,7 @@ def problem(
     detail: str,
     *,
     extra: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     request_id = request.scope.get("request_id")
     if request.url.path == GRAPHQL_PATH:

@@ -24,6 +24,7 @@ def _dummy_hash() -> str:
     """Verified against when the account does not exist, so an unknown email costs one hash too."""
     return _hasher.hash("switchboard-dummy-password")
 
+
 ACCESS_TOKEN_TYPE = "access"
 
 

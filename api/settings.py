@@ -20,9 +20,7 @@ class UnsafeSettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore", frozen=True)
 
     environment: Literal["development", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./switchboard.db"

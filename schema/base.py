@@ -9,7 +9,8 @@ from typing import Generic, TypeVar
 
 import strawberry
 
-from api.services.pagination import HasId, Page, encode_cursor
+from api.db.base import Entity
+from api.services.pagination import Page, encode_cursor
 
 
 @strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
@@ -41,7 +42,7 @@ class Connection(Generic[NodeT]):
     page_info: PageInfo
 
 
-RowT = TypeVar("RowT", bound=HasId)
+RowT = TypeVar("RowT", bound=Entity)
 
 
 def connection_of(page: Page[RowT], convert: Callable[[RowT], NodeT]) -> Connection[NodeT]:

@@ -1,21 +1,19 @@
 """The ORM models. Relationships load with ``lazy="raise"``: an accidental lazy load fails loudly."""
 
-import uuid
 from datetime import datetime
 
-from sqlalchemy import String, Uuid
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db.base import Base
-from api.db.types import UTCDateTime, utcnow, uuid7
+from api.db.base import Entity
+from api.db.types import UTCDateTime, utcnow
 
 
-class User(Base):
+class User(Entity):
     """An account. ``email`` is stored lower-cased, which makes its unique index case-insensitive."""
 
     __tablename__ = "users"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(255))

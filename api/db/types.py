@@ -4,7 +4,6 @@ import os
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import DateTime, Dialect
 from sqlalchemy.types import TypeDecorator
@@ -27,7 +26,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given where a timezone-aware one is required")
         return value.astimezone(UTC)
 
-    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:

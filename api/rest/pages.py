@@ -6,10 +6,11 @@ from typing import Generic, TypeVar
 from fastapi import Request, Response
 from pydantic import BaseModel
 
-from api.services.pagination import HasId, Page
+from api.db.base import Entity
+from api.services.pagination import Page
 
 ItemT = TypeVar("ItemT")
-RowT = TypeVar("RowT", bound=HasId)
+RowT = TypeVar("RowT", bound=Entity)
 
 
 class ItemPage(BaseModel, Generic[ItemT]):

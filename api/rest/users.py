@@ -48,9 +48,7 @@ class UserOut(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def register(
-    body: UserCreate, session: SessionDep, request: Request, response: Response
-) -> UserOut:
+async def register(body: UserCreate, session: SessionDep, request: Request, response: Response) -> UserOut:
     """Register an account; sign in with ``POST /api/v1/auth/token``."""
     user = await users.create_user(session, body)
     response.headers["Location"] = str(request.url_for("read_user", user_id=user.id))
@@ -80,9 +78,7 @@ async def list_users(
     search: Annotated[str | None, Query(max_length=320)] = None,
 ) -> ItemPage[UserOut]:
     """Every account, oldest first (admin); follow ``next_cursor`` or the ``Link`` header."""
-    page = await users.list_users(
-        session, actor, PageRequest(first=limit, after=cursor), search=search
-    )
+    page = await users.list_users(session, actor, PageRequest(first=limit, after=cursor), search=search)
     return page_response(request, response, page, UserOut.from_model)
 
 

@@ -9,10 +9,11 @@ import binascii
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Generic, Protocol, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.db.base import Entity
 from api.errors import InvalidInput
 
 DEFAULT_PAGE_SIZE = 20
@@ -26,12 +27,7 @@ class PageRequest(BaseModel):
     after: str | None = None
 
 
-class HasId(Protocol):
-    @property
-    def id(self) -> uuid.UUID: ...
-
-
-T = TypeVar("T", bound=HasId)
+T = TypeVar("T", bound=Entity)
 
 
 @dataclass(frozen=True, slots=True)

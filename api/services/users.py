@@ -117,7 +117,10 @@ async def update_me(session: AsyncSession, actor: User | None, data: UserSelfUpd
 
 
 async def update_user(
-    session: AsyncSession, actor: User | None, user_id: uuid.UUID, data: UserAdminUpdate | UserReplace
+    session: AsyncSession,
+    actor: User | None,
+    user_id: uuid.UUID,
+    data: UserAdminUpdate | UserReplace,
 ) -> User:
     """An admin's change to any account: a partial update, or a full replacement with ``UserReplace``."""
     require_admin(actor)

@@ -1,0 +1,92 @@
+"""Fixtures: a migrated database per backend, a rolled-back transaction per test, the real app.
+
+Every test that takes ``database`` (directly or through ``client``) runs once on SQLite and once on
+PostgreSQL when ``SWITCHBOARD_TEST_POSTGRES_URL`` is set.
+"""
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from fastapi import FastAPI
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from api import migrations, security
+from api.app import create_app
+from api.db.engine import Database, create_engine
+from api.settings import Settings
+
+POSTGRES_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes() -> Iterator[None]:
+    """Argon2id with small memory and time costs: the same algorithm and code path, at 1 ms a hash
+    instead of 150 ms (``test_security`` checks the production parameters separately)."""
+    with pytest.MonkeyPatch.context() as patch:
+        hasher = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+        patch.setattr(security, "_hasher", hasher)
+        security._dummy_hash.cache_clear()
+        yield
+    security._dummy_hash.cache_clear()
+
+
+def database_url(backend: str, directory: Path) -> str:
+    if backend == "postgresql":
+        assert POSTGRES_URL is not None
+        return POSTGRES_URL
+    return f"sqlite+aiosqlite:///{directory / 'switchboard-test.db'}"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[AsyncEngine]:
+    """A database migrated to head by alembic, the only thing that creates the schema."""
+    engine = create_engine(database_url(request.param, tmp_path_factory.mktemp(request.param)))
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        await connection.run_sync(migrations.upgrade)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
+    """The test's view of the database: everything runs in one outer transaction, rolled back at the
+    end; the code under test commits to savepoints inside it."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        sessions = async_sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        yield Database(engine, sessions)
+        await transaction.rollback()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None, secret_key=TEST_SECRET, database_url="sqlite+aiosqlite:///:memory:")  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, database=database)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
