@@ -8,9 +8,12 @@ from typing import Literal
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
-class _RequestIdFilter(logging.Filter):
+class RequestIdFilter(logging.Filter):
+    """Tags each record with the id of the request it was logged in."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get() or "-"
+        if not hasattr(record, "request_id"):  # code outside the request may pass it in ``extra``
+            record.request_id = request_id_var.get() or "-"
         return True
 
 
@@ -31,7 +34,7 @@ class _JsonFormatter(logging.Formatter):
 def configure_logging(log_format: Literal["console", "json"], level: str) -> None:
     """Send Switchboard's records to stderr, each tagged with the current request id."""
     handler = logging.StreamHandler()
-    handler.addFilter(_RequestIdFilter())
+    handler.addFilter(RequestIdFilter())
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
     else:

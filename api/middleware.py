@@ -4,7 +4,7 @@ import re
 import uuid
 
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.logs import request_id_var
@@ -65,23 +65,26 @@ class MethodsMiddleware:
         if not methods:
             await self.app(scope, receive, send)
         elif scope["method"] == "OPTIONS":
-            allow = ", ".join(sorted(methods | {"OPTIONS"}))
+            implied = {"HEAD", "OPTIONS"} if "GET" in methods else {"OPTIONS"}
+            allow = ", ".join(sorted(methods | implied))
             await Response(status_code=204, headers={"Allow": allow})(scope, receive, send)
-        elif "GET" in methods and "HEAD" not in methods:
+        elif "GET" in methods:
             await self.app({**scope, "method": "GET"}, receive, _without_body(send))
         else:
             await self.app(scope, receive, send)
 
 
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(scope: Scope) -> set[str]:
-    methods: set[str] = set()
-    for route in scope["app"].router.routes:
-        route_methods = getattr(route, "methods", None)
-        if route_methods and isinstance(route, BaseRoute):
-            match, _ = route.matches({**scope, "method": next(iter(route_methods))})
-            if match is Match.FULL:
-                methods |= route_methods
-    return methods
+    """The methods some route of the app would take on this path, found by asking the routes."""
+    routes = scope["app"].router.routes
+    return {
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
+    }
 
 
 def _without_body(send: Send) -> Send:

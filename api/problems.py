@@ -88,11 +88,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     logger.error(
-        "unexpected error on %s %s [%s]",
+        "unexpected error on %s %s",
         request.method,
         request.url.path,
-        request.scope.get("request_id"),
         exc_info=exc,
+        extra={"request_id": request.scope.get("request_id")},
     )
     response = problem(request, 500, INTERNAL_ERROR_CODE, INTERNAL_ERROR_MESSAGE)
     if request_id := request.scope.get("request_id"):

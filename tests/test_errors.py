@@ -1,0 +1,118 @@
+"""Error rendering: domain errors keep their code, everything unexpected is masked on both transports
+with a request id that also appears in the log."""
+
+import logging
+from collections.abc import Iterator
+from typing import NoReturn
+
+import httpx2
+import pytest
+
+from api.db.engine import Database
+from api.ids import to_global_id
+from api.logs import RequestIdFilter
+from api.services import users
+from api.settings import Settings
+from tests.factories import bearer, make_user
+
+SECRET_DETAIL = "connection string postgres://admin:hunter2@db"
+
+
+@pytest.fixture
+def broken_get_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the service layer, for both transports at once."""
+
+    async def explode(*args: object, **kwargs: object) -> NoReturn:
+        raise RuntimeError(SECRET_DETAIL)
+
+    monkeypatch.setattr(users, "get_user", explode)
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Switchboard's log records (its logger does not propagate to the root that caplog watches)."""
+    logger = logging.getLogger("switchboard")
+    caplog.handler.addFilter(RequestIdFilter())
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+def logged_errors(log: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    """(request id, the exception's text) of every error record."""
+    return [(r.request_id, str(r.exc_info[1])) for r in log.records if r.levelname == "ERROR" and r.exc_info]
+
+
+@pytest.mark.usefixtures("broken_get_user")
+async def test_rest_masks_an_unexpected_error_and_logs_it_under_the_request_id(
+    client: httpx2.AsyncClient, database: Database, settings: Settings, log: pytest.LogCaptureFixture
+) -> None:
+    user = await make_user(database)
+    response = await client.get(
+        f"/api/v1/users/{user.id}", headers={**bearer(settings, user), "X-Request-ID": "req-rest-1"}
+    )
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == "INTERNAL_SERVER_ERROR"
+    assert problem["request_id"] == response.headers["x-request-id"] == "req-rest-1"
+    assert SECRET_DETAIL not in response.text
+    assert logged_errors(log) == [("req-rest-1", SECRET_DETAIL)]
+
+
+@pytest.mark.usefixtures("broken_get_user")
+async def test_graphql_masks_an_unexpected_error_and_logs_it_under_the_request_id(
+    client: httpx2.AsyncClient, database: Database, settings: Settings, log: pytest.LogCaptureFixture
+) -> None:
+    user = await make_user(database)
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": "query($id: ID!) { user(id: $id) { id } }",
+            "variables": {"id": to_global_id("User", user.id)},
+        },
+        headers={**bearer(settings, user), "X-Request-ID": "req-gql-1"},
+    )
+    assert response.status_code == 200
+    (error,) = response.json()["errors"]
+    assert error["message"] == "Internal server error"
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-gql-1"}
+    assert SECRET_DETAIL not in response.text
+    assert logged_errors(log) == [("req-gql-1", SECRET_DETAIL)]
+
+
+async def test_a_request_id_is_made_when_the_client_sends_none_or_a_bad_one(
+    client: httpx2.AsyncClient,
+) -> None:
+    plain = await client.get("/healthz")
+    assert len(plain.headers["x-request-id"]) == 32
+    odd = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert odd.headers["x-request-id"] != "bad id\twith spaces"
+
+
+async def test_domain_errors_are_not_logged_as_failures(
+    client: httpx2.AsyncClient, log: pytest.LogCaptureFixture
+) -> None:
+    await client.post("/graphql", json={"query": "{ users { nodes { id } } }"})
+    await client.get("/api/v1/users")
+    assert logged_errors(log) == []
+
+
+async def test_a_failed_mutation_leaves_nothing_behind(
+    client: httpx2.AsyncClient, database: Database, settings: Settings
+) -> None:
+    """Two mutations in one document: the second fails, so the first is rolled back too."""
+    admin = await make_user(database, admin=True)
+    taken = await make_user(database, email="taken@example.com")
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": 'mutation { a: updateMe(input: {displayName: "Changed"}) { id } '
+            'b: updateMe(input: {email: "taken@example.com"}) { id } }'
+        },
+        headers=bearer(settings, admin),
+    )
+    assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["CONFLICT"]
+    me = await client.get("/api/v1/users/me", headers=bearer(settings, admin))
+    assert me.json()["display_name"] is None
+    assert taken.email == "taken@example.com"
