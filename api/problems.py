@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -24,6 +25,31 @@ from api.errors import (
 )
 
 logger = logging.getLogger("switchboard.errors")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, as every REST error is sent (OpenAPI's view of it)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str
+    request_id: str | None
+    errors: dict[str, list[str]] | None = None
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {"application/problem+json": {}}, "description": description}
+    for status, description in [
+        (401, "Missing or invalid credentials"),
+        (403, "Not allowed"),
+        (404, "Not found"),
+        (409, "Conflict"),
+        (422, "Invalid input, with messages per field in `errors`"),
+    ]
+}
 
 PROBLEM_JSON = "application/problem+json"
 GRAPHQL_PATH = "/graphql"

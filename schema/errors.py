@@ -8,7 +8,7 @@
 """
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import GraphQLError
@@ -39,7 +39,9 @@ def is_unexpected(error: GraphQLError) -> bool:
     return error.path is not None and not isinstance(error.original_error, DomainError | None)
 
 
-def _extensions(error: GraphQLError, execution_context: ExecutionContext) -> dict[str, Any]:
+def _extensions(
+    error: GraphQLError, execution_context: ExecutionContext, validation_errors: list[GraphQLError]
+) -> dict[str, Any]:
     cause = error.original_error
     if isinstance(cause, InvalidInput):
         fields = {".".join(_camel(p) for p in k.split(".")): v for k, v in cause.fields.items()}
@@ -48,12 +50,14 @@ def _extensions(error: GraphQLError, execution_context: ExecutionContext) -> dic
         return cause.extensions()
     if execution_context.graphql_document is None:
         return {"code": PARSE_FAILED}
-    if error in (execution_context.pre_execution_errors or ()):
+    if error in validation_errors:
         return {"code": VALIDATION_FAILED}
     return {"code": InvalidInput.code}
 
 
-def render_error(error: GraphQLError, execution_context: ExecutionContext) -> GraphQLError:
+def render_error(
+    error: GraphQLError, execution_context: ExecutionContext, validation_errors: list[GraphQLError]
+) -> GraphQLError:
     if is_unexpected(error):
         return GraphQLError(
             INTERNAL_ERROR_MESSAGE,
@@ -61,7 +65,7 @@ def render_error(error: GraphQLError, execution_context: ExecutionContext) -> Gr
             path=error.path,
             extensions={"code": INTERNAL_ERROR_CODE, "requestId": request_id_var.get()},
         )
-    extensions = {**(error.extensions or {}), **_extensions(error, execution_context)}
+    extensions = {**(error.extensions or {}), **_extensions(error, execution_context, validation_errors)}
     return GraphQLError(
         error.message,
         nodes=error.nodes,
@@ -77,12 +81,21 @@ class ErrorRendering(SchemaExtension):
     """Renders every error of the operation, and rolls back its session when there is any, so a
     mutation that fails half-way leaves nothing behind."""
 
+    def __init__(self) -> None:
+        self.validation_errors: list[GraphQLError] = []
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        self.validation_errors = list(self.execution_context.pre_execution_errors or ())
+
     async def on_operation(self) -> AsyncIterator[None]:
         yield
         result = self.execution_context.result
         if result is None or not result.errors:
             return
-        result.errors = [render_error(e, self.execution_context) for e in result.errors]
+        result.errors = [
+            render_error(e, self.execution_context, self.validation_errors) for e in result.errors
+        ]
         session = getattr(self.execution_context.context, "session", None)
         if session is not None:
             await session.rollback()

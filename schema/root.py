@@ -8,8 +8,6 @@ from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
@@ -22,6 +20,7 @@ from resolvers import auth, nodes, users
 from schema.auth import AuthPayload
 from schema.base import Node
 from schema.errors import ErrorRendering, log_unexpected
+from schema.parsing import CachedParse
 from schema.users import User, UserConnection
 
 
@@ -63,11 +62,10 @@ def build_schema(settings: Settings) -> Schema:
     """
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorRendering,
-        partial(ParserCache, maxsize=256),
-        partial(ValidationCache, maxsize=256),
+        partial(CachedParse, max_tokens=settings.graphql_max_tokens),
+        partial(ValidationCache, maxsize=512),
         partial(QueryDepthLimiter, max_depth=settings.graphql_max_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.graphql_max_aliases),
-        partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
     ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)

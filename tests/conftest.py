@@ -75,7 +75,7 @@ async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(_env_file=None, secret_key=TEST_SECRET, database_url="sqlite+aiosqlite:///:memory:")  # type: ignore[call-arg]
+    return Settings(_env_file=None, secret_key=TEST_SECRET, database_url="sqlite+aiosqlite:///:memory:")
 
 
 @pytest.fixture

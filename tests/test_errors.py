@@ -40,7 +40,11 @@ def log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
 
 def logged_errors(log: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
     """(request id, the exception's text) of every error record."""
-    return [(r.request_id, str(r.exc_info[1])) for r in log.records if r.levelname == "ERROR" and r.exc_info]
+    return [
+        (getattr(r, "request_id", None), str(r.exc_info[1]))
+        for r in log.records
+        if r.levelname == "ERROR" and r.exc_info
+    ]
 
 
 @pytest.mark.usefixtures("broken_get_user")

@@ -1,0 +1,71 @@
+"""``/graphql`` as the GraphQL over HTTP specification has it: media types, status codes, and
+request errors as GraphQL-shaped bodies with a code."""
+
+import httpx2
+import pytest
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("{ me { id }", "GRAPHQL_PARSE_FAILED"),
+        ("{ me { noSuchField } }", "GRAPHQL_VALIDATION_FAILED"),
+    ],
+)
+async def test_documents_that_cannot_run(client: httpx2.AsyncClient, query: str, code: str) -> None:
+    modern = await client.post("/graphql", json={"query": query}, headers={"Accept": GRAPHQL_RESPONSE})
+    assert modern.status_code == 400
+    assert modern.headers["content-type"] == GRAPHQL_RESPONSE
+    assert "data" not in modern.json()
+    assert modern.json()["errors"][0]["extensions"]["code"] == code
+
+    legacy = await client.post("/graphql", json={"query": query}, headers={"Accept": "application/json"})
+    assert legacy.status_code == 200
+    assert legacy.headers["content-type"] == "application/json"
+    assert legacy.json()["errors"][0]["extensions"]["code"] == code
+
+
+async def test_variables_of_the_wrong_type_are_bad_user_input(client: httpx2.AsyncClient) -> None:
+    response = await client.post(
+        "/graphql",
+        json={"query": "query($n: Int) { users(first: $n) { nodes { id } } }", "variables": {"n": "ten"}},
+        headers={"Accept": GRAPHQL_RESPONSE},
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_refusal_during_execution_is_200_with_data(client: httpx2.AsyncClient) -> None:
+    response = await client.post(
+        "/graphql", json={"query": "{ users { nodes { id } } }"}, headers={"Accept": GRAPHQL_RESPONSE}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert body["errors"][0]["path"] == ["users"]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [("{not json", "application/json"), ("query=1", "text/plain"), ('{"query": 5}', "application/json")],
+)
+async def test_malformed_requests_get_a_graphql_error_body(
+    client: httpx2.AsyncClient, content: str, content_type: str
+) -> None:
+    response = await client.post("/graphql", content=content, headers={"Content-Type": content_type})
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert error["extensions"]["requestId"] == response.headers["x-request-id"]
+
+
+async def test_queries_over_get_and_no_mutations_over_get(client: httpx2.AsyncClient) -> None:
+    query = await client.get("/graphql", params={"query": "{ me { id } }"})
+    assert query.json() == {"data": {"me": None}}
+    mutation = await client.get(
+        "/graphql", params={"query": 'mutation { login(email: "a", password: "b") { accessToken } }'}
+    )
+    assert mutation.status_code == 405
