@@ -7,9 +7,9 @@ A caller that already holds a connection (the test suite, ``api.migrations``) pa
 import asyncio
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy.engine import Connection
 
-from alembic import context
 from api.db import models  # noqa: F401  (registers the tables on the metadata)
 from api.db.base import Base
 from api.db.engine import create_engine

@@ -50,7 +50,7 @@ class GraphQLApp(GraphQLRouter[Context, None]):
                 body.pop("data", None)
         return body
 
-    async def execute_single(  # noqa: PLR0917 (Strawberry's signature)
+    async def execute_single(
         self,
         request: Request,
         request_adapter: AsyncHTTPRequestAdapter,

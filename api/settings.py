@@ -7,7 +7,7 @@ factory receives one, so tests construct their own without touching the environm
 from functools import lru_cache
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A development convenience only: production refuses to start with it (see `_refuse_unsafe_production`).
@@ -67,5 +67,16 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process's settings, read from the environment the first time they are needed."""
-    return Settings()
+    """The process's settings, read from the environment the first time they are needed.
+
+    Invalid settings stop the process with one line per problem rather than a traceback: this runs
+    at start-up, where the reader is whoever deployed the service.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise SystemExit(f"switchboard: refusing to start with these settings:\n{problems}") from None

@@ -38,7 +38,7 @@ def log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     logger.removeHandler(caplog.handler)
 
 
-def logged_errors(log: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+def logged_errors(log: pytest.LogCaptureFixture) -> list[tuple[str | None, str]]:
     """(request id, the exception's text) of every error record."""
     return [
         (getattr(r, "request_id", None), str(r.exc_info[1]))

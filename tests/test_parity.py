@@ -137,6 +137,7 @@ async def test_graphql_and_rest_agree(
     graphql, rest = (_drop_new_ids(o) for o in outcomes)
     assert graphql == rest
     if expected_error is None:
-        assert graphql.code is None and graphql.data is not None
+        assert graphql.code is None
+        assert graphql.data is not None
     else:
         assert graphql == expected_error

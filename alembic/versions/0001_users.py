@@ -8,7 +8,6 @@ Create Date: 2026-11-23 09:03:26.890423
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision: str = "0001"

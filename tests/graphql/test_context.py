@@ -1,0 +1,60 @@
+"""Each GraphQL operation gets its own session and its own DataLoaders."""
+
+import httpx2
+
+from api.db.engine import Database
+from api.ids import to_global_id
+from api.settings import Settings
+from tests.factories import bearer, graphql, make_user
+from tests.sql import statements
+
+
+async def test_node_lookups_of_one_operation_share_one_batched_query(
+    client: httpx2.AsyncClient, database: Database, settings: Settings
+) -> None:
+    admin = await make_user(database, admin=True)
+    others = [await make_user(database) for _ in range(3)]
+    ids = [to_global_id("User", u.id) for u in others]
+    one = "query($a: ID!) { a: node(id: $a) { id } }"
+    three = "query($a: ID!, $b: ID!, $c: ID!) { a: node(id: $a) { id } b: node(id: $b) { id } c: node(id: $c) { id } }"
+    with statements(database.engine) as single:
+        await graphql(client, one, {"a": ids[0]}, headers=bearer(settings, admin))
+    with statements(database.engine) as batched:
+        body = await graphql(
+            client, three, dict(zip("abc", ids, strict=True)), headers=bearer(settings, admin)
+        )
+    assert [body["data"][k]["id"] for k in "abc"] == ids
+    assert len(batched) == len(single) == 2  # the caller's account, then one IN (...) for the nodes
+
+
+async def test_loaders_do_not_outlive_their_operation(
+    client: httpx2.AsyncClient, database: Database, settings: Settings
+) -> None:
+    """A second operation reads afresh: it sees a change made in between."""
+    admin = await make_user(database, admin=True)
+    user = await make_user(database, display_name="Before")
+    query = "query($id: ID!) { node(id: $id) { ... on User { displayName } } }"
+    variables = {"id": to_global_id("User", user.id)}
+    first = await graphql(client, query, variables, headers=bearer(settings, admin))
+    await client.patch(
+        f"/api/v1/users/{user.id}", json={"display_name": "After"}, headers=bearer(settings, admin)
+    )
+    second = await graphql(client, query, variables, headers=bearer(settings, admin))
+    assert first["data"]["node"]["displayName"] == "Before"
+    assert second["data"]["node"]["displayName"] == "After"
+
+
+async def test_statements_per_request_do_not_grow_with_page_size(
+    client: httpx2.AsyncClient, database: Database, settings: Settings
+) -> None:
+    admin = await make_user(database, admin=True)
+    for _ in range(20):
+        await make_user(database)
+    query = "query($n: Int) { users(first: $n) { edges { node { id email } } } }"
+    counts = []
+    for size in (2, 20):
+        with statements(database.engine) as sent:
+            body = await graphql(client, query, {"n": size}, headers=bearer(settings, admin))
+        assert len(body["data"]["users"]["edges"]) == size
+        counts.append(len(sent))
+    assert counts == [2, 2]  # the caller's account, then the page

@@ -1,0 +1,75 @@
+"""Password hashes and access tokens."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from api.security import (
+    InvalidToken,
+    create_access_token,
+    decode_access_token,
+    hash_password,
+    verify_password,
+)
+from api.settings import Settings
+
+
+async def test_passwords_are_hashed_with_argon2id() -> None:
+    hashed = await hash_password("correct horse battery")
+    assert hashed.startswith("$argon2id$")
+    assert await verify_password("correct horse battery", hashed)
+    assert not await verify_password("wrong", hashed)
+
+
+async def test_an_unknown_account_still_costs_a_verification() -> None:
+    assert await verify_password("anything", None) is False
+
+
+def test_access_tokens_round_trip_and_carry_the_registered_claims(settings: Settings) -> None:
+    user_id = uuid.uuid4()
+    token = create_access_token(settings, user_id).token
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert set(claims) == {"sub", "exp", "iat", "nbf", "iss", "aud", "jti", "typ", "scope"}
+    assert decode_access_token(settings, token) == user_id
+
+
+def _forged(settings: Settings, changes: dict[str, object], *, key: str | None = None) -> str:
+    """A token like ours but for ``changes`` (a ``None`` value drops the claim)."""
+    now = datetime.now(UTC)
+    claims = {
+        "sub": str(uuid.uuid4()), "iat": now, "nbf": now, "exp": now + timedelta(minutes=5),
+        "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "typ": "access", "jti": "x",
+        **changes,
+    }  # fmt: skip
+    present = {k: v for k, v in claims.items() if v is not None}
+    return jwt.encode(present, key or settings.secret_key, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"sub": None},
+        {"exp": datetime.now(UTC) - timedelta(minutes=5)},
+        {"aud": "someone-else"},
+        {"iss": "someone-else"},
+        {"typ": "refresh"},
+        {"exp": None},
+    ],
+    ids=["no subject", "expired", "wrong audience", "wrong issuer", "wrong type", "no expiry"],
+)
+def test_doubtful_tokens_are_refused(settings: Settings, changes: dict[str, object]) -> None:
+    with pytest.raises(InvalidToken):
+        decode_access_token(settings, _forged(settings, changes))
+
+
+def test_a_token_signed_with_another_key_is_refused(settings: Settings) -> None:
+    with pytest.raises(InvalidToken):
+        decode_access_token(settings, _forged(settings, {}, key="another-secret-that-is-at-least-32-bytes"))
+
+
+def test_an_unsigned_token_is_refused(settings: Settings) -> None:
+    token = jwt.encode({"sub": str(uuid.uuid4())}, key="", algorithm="none")
+    with pytest.raises(InvalidToken):
+        decode_access_token(settings, token)
