@@ -18,12 +18,12 @@ from api.settings import Settings
 TOKEN_URL = "/api/v1/auth/token"
 
 
-def get_app_settings(connection: HTTPConnection) -> Settings:
+async def get_app_settings(connection: HTTPConnection) -> Settings:
     settings: Settings = connection.app.state.settings
     return settings
 
 
-def get_database(connection: HTTPConnection) -> Database:
+async def get_database(connection: HTTPConnection) -> Database:
     database: Database = connection.app.state.database
     return database
 

@@ -1,0 +1,113 @@
+"""Starting servers and load for a benchmark: uvicorn processes on free ports, wrk, and CPU time."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the server process so far (Linux ``/proc``)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@contextmanager
+def uvicorn(target: str, *, factory: bool = False, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """One uvicorn worker (uvloop, httptools, no access log) serving ``target`` until the block ends."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--no-access-log"]
+    command += ["--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
+    if factory:
+        command.append("--factory")
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})})  # noqa: S603
+    server = Server(process, f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx2.get(server.url + "/", timeout=1)
+                break
+            except httpx2.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{target} did not start") from None
+                time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Load:
+    """Load ``url`` with wrk (GET, or POST when ``body`` is given) and read its report."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk is needed (Debian/Ubuntu: apt-get install wrk)")
+    lines = [f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items()]
+    if body is not None:
+        lines += ['wrk.method = "POST"', f"wrk.body = [==[{body}]==]"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write("\n".join(lines) + "\n")
+        script.flush()
+        command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url]
+        report = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
+    done = re.search(r"(\d+) requests in ([\d.]+)(s|m)", report)
+    assert done is not None, report
+    percentiles = dict(re.findall(r"^ *(50|99)% +(\S+) *$", report, re.MULTILINE))
+    assert set(percentiles) == {"50", "99"}, report
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", report)
+    errors = (int(failed.group(1)) if failed else 0) + (
+        sum(map(int, socket_errors.groups())) if socket_errors else 0
+    )
+    elapsed = float(done.group(2)) * (60 if done.group(3) == "m" else 1)
+    return Load(int(done.group(1)), elapsed, _ms(percentiles["50"]), _ms(percentiles["99"]), errors)
