@@ -7,11 +7,11 @@ Usage: ``make bench`` (or ``python -m bench.reads --rounds 5 --seconds 10``).
 """
 
 import argparse
-import uuid
 import asyncio
 import json
 import os
 import statistics
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -92,7 +92,11 @@ class Target:
             response = httpx2.post(url, content=self.body, headers=self.headers)
         response.raise_for_status()
         data = response.json()
-        count = len(data["items"]) if "items" in data else len(data.get("data", {}).get("users", {}).get("edges", [0] * 50))
+        count = (
+            len(data["items"])
+            if "items" in data
+            else len(data.get("data", {}).get("users", {}).get("edges", [0] * 50))
+        )
         if "errors" in data or count != 50:
             raise SystemExit(f"bench: {self.name} answered wrongly: {response.text[:300]}")
 
@@ -116,11 +120,15 @@ class Target:
 
 def report(targets: list[Target], rounds: int, seconds: int, connections: int) -> None:
     bare, rest, graphql = targets
-    print(f"\nread path: {rounds} interleaved rounds of {seconds} s, {connections} connections, 1 worker each")
+    print(
+        f"\nread path: {rounds} interleaved rounds of {seconds} s, {connections} connections, 1 worker each"
+    )
     print(f"{'target':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
     for t in targets:
         cpu = statistics.median(t.cpu_ms)
-        print(f"{t.name:<34} {t.median('rps'):>8.0f} {t.median('p50_ms'):>8.2f} {t.median('p99_ms'):>8.2f} {cpu:>11.3f}")
+        print(
+            f"{t.name:<34} {t.median('rps'):>8.0f} {t.median('p50_ms'):>8.2f} {t.median('p99_ms'):>8.2f} {cpu:>11.3f}"
+        )
 
     def ratio(a: Target, b: Target) -> str:
         rps = a.median("rps") / b.median("rps")
@@ -133,7 +141,9 @@ def report(targets: list[Target], rounds: int, seconds: int, connections: int) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)

@@ -1,10 +1,13 @@
-"""Parsing once per distinct document, with the token limit applied.
+"""Parsing and validating each distinct document once.
 
 Strawberry's ``ParserCache`` raises parse errors from inside its hook, where they escape the operation
-hooks (so ``ErrorRendering`` never sees them). This extension parses ahead of Strawberry instead; a
-document that does not parse is left alone, and Strawberry's own parse reports it the normal way.
+hooks (so ``ErrorRendering`` never sees them); its ``ValidationCache`` keys on the validation rules,
+which the depth and alias limiters build anew for every operation, so it never hits. This extension
+does both jobs for one schema: a document that does not parse is left for Strawberry's own parse to
+report, and validation results are kept per document text (they depend on nothing else).
 """
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import suppress
 from functools import lru_cache
@@ -12,15 +15,37 @@ from functools import lru_cache
 from graphql import DocumentNode, GraphQLError, parse
 from strawberry.extensions import SchemaExtension
 
+CACHE_SIZE = 512
 
-@lru_cache(maxsize=512)
+
+@lru_cache(maxsize=CACHE_SIZE)
 def _parse(query: str, max_tokens: int) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
 
-class CachedParse(SchemaExtension):
-    def __init__(self, max_tokens: int) -> None:
+class ValidationResults:
+    """The validation errors of recently seen documents, least recently used dropped first."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, list[GraphQLError]] = OrderedDict()
+
+    def get(self, query: str) -> list[GraphQLError] | None:
+        errors = self._entries.get(query)
+        if errors is not None:
+            self._entries.move_to_end(query)
+        return errors
+
+    def put(self, query: str, errors: list[GraphQLError]) -> None:
+        self._entries[query] = errors
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+class DocumentCache(SchemaExtension):
+    def __init__(self, *, max_tokens: int, validated: ValidationResults) -> None:
         self.max_tokens = max_tokens
+        self.validated = validated
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
@@ -29,3 +54,13 @@ class CachedParse(SchemaExtension):
             with suppress(GraphQLError):
                 context.graphql_document = _parse(context.query, self.max_tokens)
         yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        query = context.query
+        known = self.validated.get(query) if query else None
+        if known is not None:
+            context.pre_execution_errors = known  # Strawberry skips validating when this is set
+        yield
+        if known is None and query:
+            self.validated.put(query, list(context.pre_execution_errors or ()))

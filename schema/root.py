@@ -10,7 +10,6 @@ from strawberry.extensions import (
     MaxAliasesLimiter,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -20,7 +19,7 @@ from resolvers import auth, nodes, users
 from schema.auth import AuthPayload
 from schema.base import Node
 from schema.errors import ErrorRendering, log_unexpected
-from schema.parsing import CachedParse
+from schema.parsing import DocumentCache, ValidationResults
 from schema.users import User, UserConnection
 
 
@@ -62,8 +61,7 @@ def build_schema(settings: Settings) -> Schema:
     """
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorRendering,
-        partial(CachedParse, max_tokens=settings.graphql_max_tokens),
-        partial(ValidationCache, maxsize=512),
+        partial(DocumentCache, max_tokens=settings.graphql_max_tokens, validated=ValidationResults()),
         partial(QueryDepthLimiter, max_depth=settings.graphql_max_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.graphql_max_aliases),
     ]

@@ -1,6 +1,8 @@
 """``/graphql`` as the GraphQL over HTTP specification has it: media types, status codes, and
 request errors as GraphQL-shaped bodies with a code."""
 
+from typing import Any
+
 import httpx2
 import pytest
 
@@ -69,3 +71,25 @@ async def test_queries_over_get_and_no_mutations_over_get(client: httpx2.AsyncCl
         "/graphql", params={"query": 'mutation { login(email: "a", password: "b") { accessToken } }'}
     )
     assert mutation.status_code == 405
+
+
+async def test_each_distinct_document_is_validated_once(
+    client: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import strawberry.schema.schema as strawberry_schema
+
+    validated: list[object] = []
+    real = strawberry_schema.validate_document
+
+    def counting(*args: Any) -> Any:
+        validated.append(args[1])
+        return real(*args)
+
+    monkeypatch.setattr(strawberry_schema, "validate_document", counting)
+    for _ in range(3):
+        assert (await client.post("/graphql", json={"query": "{ me { id } }"})).json() == {
+            "data": {"me": None}
+        }
+        bad = await client.post("/graphql", json={"query": "{ me { nope } }"})
+        assert bad.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert len(validated) == 2
