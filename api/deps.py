@@ -51,7 +51,9 @@ class _BearerToken(OAuth2PasswordBearer):
 
     async def __call__(self, connection: HTTPConnection) -> str | None:
         scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-        return token.strip() or None if scheme.lower() == "bearer" else None
+        if scheme.lower() != "bearer":
+            return None
+        return token.strip() or None
 
 
 bearer_token = _BearerToken(tokenUrl=TOKEN_URL, auto_error=False)

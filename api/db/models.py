@@ -1,4 +1,4 @@
-"""The ORM models. Relationships load with ``lazy="raise"``: an accidental lazy load fails loudly."""
+"""The ORM models. Relationships, when they come, load with ``lazy="raise"`` so N+1 fails loudly."""
 
 from datetime import datetime
 
