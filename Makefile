@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 .PHONY: run install migrate test lint bench schema lock clean
 
 run: migrate  ## Serve on http://$(HOST):$(PORT) (GraphiQL at /graphql, Swagger UI at /docs)
-	$(BIN)/uvicorn --factory api.app:create_app --host $(HOST) --port $(PORT)
+	$(BIN)/switchboard serve --host $(HOST) --port $(PORT)
 
 install: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP):
 	rm -f $(VENV)/.installed-* && touch $@
 
 migrate: install  ## Apply the migrations to the configured database (SQLite by default)
-	$(BIN)/alembic upgrade head
+	$(BIN)/switchboard migrate
 
 lint: install
 	$(BIN)/ruff check .
