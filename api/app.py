@@ -14,6 +14,7 @@ from api.logs import configure_logging
 from api.middleware import MethodsMiddleware, RequestIdMiddleware
 from api.problems import install_error_handlers
 from api.rest import system
+from api.security import prepare_dummy_hash
 from api.settings import Settings, get_settings
 from schema.root import build_schema
 
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
         )
+        await prepare_dummy_hash()
         try:
             yield
         finally:

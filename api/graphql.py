@@ -40,7 +40,9 @@ class GraphQLApp(GraphQLRouter[Context, None]):
     """
 
     def __init__(self, schema: Schema, **kwargs: Any) -> None:
-        super().__init__(schema, context_getter=get_context, **kwargs)
+        # No WebSocket protocol until there are subscriptions: Strawberry would otherwise run queries and
+        # mutations over a socket inside one context, hence one session and transaction, for its lifetime.
+        super().__init__(schema, context_getter=get_context, subscription_protocols=(), **kwargs)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         body = await super().process_result(request, result)

@@ -4,7 +4,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, make_url
+from sqlalchemy import event, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,6 +22,7 @@ SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
 )
 STATEMENT_TIMEOUT_MS = 30_000
+READ_ONLY = "switchboard_read_only"
 
 
 def normalize_url(raw: str) -> URL:
@@ -55,7 +57,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     """Set the pragmas on every new connection and let SQLAlchemy, not the driver, begin transactions.
 
     The sqlite3 module opens transactions on its own terms, which breaks SAVEPOINT and transactional DDL;
-    turning that off and emitting BEGIN ourselves is SQLAlchemy's documented remedy.
+    turning that off and emitting BEGIN ourselves is SQLAlchemy's documented remedy. It is ``BEGIN
+    IMMEDIATE``: a request reads before it writes, and a deferred transaction that later needs the write
+    lock fails at once with "database is locked" when another holds it, busy timeout or not. Taking the
+    lock up front makes concurrent writers wait their turn instead (readers are not blocked in WAL mode).
+    A connection with the ``READ_ONLY`` execution option begins a plain deferred transaction.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -68,7 +74,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -88,6 +95,16 @@ class Database:
         """A session whose transaction commits when the block succeeds and rolls back when it raises."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def ping(self) -> bool:
+        """Whether the database answers a trivial query."""
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execution_options(**{READ_ONLY: True})
+                await connection.execute(text("SELECT 1"))
+        except (OSError, SQLAlchemyError):
+            return False
+        return True
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -2,7 +2,6 @@
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy import text
 
 from api.deps import DatabaseDep
 
@@ -18,10 +17,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", responses={503: {"description": "A dependency is unreachable."}})
 async def readyz(database: DatabaseDep) -> JSONResponse:
     """The process can serve: the database answers."""
-    try:
-        async with database.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 (any failure to reach the database means "not ready")
+    if not await database.ping():
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok"})
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.db.base import Entity
 from api.errors import InvalidInput
@@ -25,6 +25,12 @@ class PageRequest(BaseModel):
 
     first: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
     after: str | None = None
+
+    @field_validator("first", mode="before")
+    @classmethod
+    def _default_when_null(cls, value: object) -> object:
+        """``first: null`` asks for the default page, as leaving it out does."""
+        return DEFAULT_PAGE_SIZE if value is None else value
 
 
 T = TypeVar("T", bound=Entity)
