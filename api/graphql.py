@@ -17,6 +17,7 @@ from strawberry.types.unset import UNSET
 from api.deps import OptionalUser, SessionDep, SettingsDep
 from api.logs import request_id_var
 from resolvers.context import Context
+from schema.errors import escaped_errors_rendered
 from schema.root import Schema
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -45,6 +46,8 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         super().__init__(schema, context_getter=get_context, subscription_protocols=(), **kwargs)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        if result.errors:
+            result.errors = escaped_errors_rendered(result.errors)
         body = await super().process_result(request, result)
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
             request.state.graphql_request_error = True

@@ -35,8 +35,16 @@ def _camel(path: str) -> str:
 
 
 def is_unexpected(error: GraphQLError) -> bool:
-    """A resolver failed for a reason that is not a domain refusal: a bug to mask and log."""
-    return error.path is not None and not isinstance(error.original_error, DomainError | None)
+    """A failure that is not a domain refusal: a bug to mask and log.
+
+    From a resolver (it has a path), any cause but a ``DomainError``. Without a path, graphql-core's
+    errors about the document or its variables point at nodes of it; an exception from elsewhere (an
+    extension, the database) arrives wrapped with a cause and no nodes.
+    """
+    cause = error.original_error
+    if isinstance(cause, DomainError | None):
+        return False
+    return error.path is not None or not error.nodes
 
 
 def _extensions(
@@ -93,12 +101,36 @@ class ErrorRendering(SchemaExtension):
         result = self.execution_context.result
         if result is None or not result.errors:
             return
+        session = getattr(self.execution_context.context, "session", None)
+        if session is not None:
+            try:
+                await session.rollback()
+            except Exception as exc:  # noqa: BLE001 (becomes the operation's error: masked, logged)
+                failure = GraphQLError(str(exc), original_error=exc)
+                log_unexpected([failure])
+                result.errors.append(failure)
         result.errors = [
             render_error(e, self.execution_context, self.validation_errors) for e in result.errors
         ]
-        session = getattr(self.execution_context.context, "session", None)
-        if session is not None:
-            await session.rollback()
+
+
+def escaped_errors_rendered(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """The last line, at the HTTP view: an error that escaped ``ErrorRendering`` (an extension failed
+    before execution, so Strawberry answered from outside the operation hooks) is rendered here, any
+    with a cause masked (``Schema.process_errors`` has logged it)."""
+    escaped = [e for e in errors if "code" not in (e.extensions or {})]
+    return [
+        e
+        if e not in escaped
+        else GraphQLError(
+            INTERNAL_ERROR_MESSAGE if e.original_error is not None else e.message,
+            extensions={
+                "code": INTERNAL_ERROR_CODE if e.original_error is not None else "BAD_REQUEST",
+                "requestId": request_id_var.get(),
+            },
+        )
+        for e in errors
+    ]
 
 
 def log_unexpected(errors: list[GraphQLError]) -> None:

@@ -34,6 +34,9 @@ async def test_concurrent_registrations_on_sqlite_all_succeed(tmp_path: Path) ->
             )
             assert [r.status_code for r in responses] == [201] * 8
             same = await asyncio.gather(
-                *(client.post("/api/v1/users", json={"email": "same@example.com", "password": PASSWORD}) for _ in range(4))
+                *(
+                    client.post("/api/v1/users", json={"email": "same@example.com", "password": PASSWORD})
+                    for _ in range(4)
+                )
             )
             assert sorted(r.status_code for r in same) == [201, 409, 409, 409]

@@ -13,6 +13,7 @@ from api.ids import to_global_id
 from api.logs import RequestIdFilter
 from api.services import users
 from api.settings import Settings
+from schema import parsing
 from tests.factories import bearer, make_user
 
 SECRET_DETAIL = "connection string postgres://admin:hunter2@db"
@@ -120,3 +121,37 @@ async def test_a_failed_mutation_leaves_nothing_behind(
     me = await client.get("/api/v1/users/me", headers=bearer(settings, admin))
     assert me.json()["display_name"] is None
     assert taken.email == "taken@example.com"
+
+
+async def test_a_failure_outside_any_resolver_is_masked_too(
+    client: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch, log: pytest.LogCaptureFixture
+) -> None:
+    """An exception raised by the machinery around the resolvers (here: the document cache)."""
+
+    def explode(*args: object) -> NoReturn:
+        raise RuntimeError(SECRET_DETAIL)
+
+    monkeypatch.setattr(parsing, "_parse", explode)
+    response = await client.post(
+        "/graphql", json={"query": "{ me { id } }"}, headers={"X-Request-ID": "req-ext-1"}
+    )
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-ext-1"}
+    assert SECRET_DETAIL not in response.text
+    assert logged_errors(log) == [("req-ext-1", SECRET_DETAIL)]
+
+
+async def test_a_variable_of_a_custom_scalar_that_does_not_parse_is_the_clients_error(
+    client: httpx2.AsyncClient, log: pytest.LogCaptureFixture
+) -> None:
+    """graphql-core keeps the scalar's ValueError as the cause; it is still about the request."""
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": "query($t: DateTime) { __typename @include(if: true) }",
+            "variables": {"t": "not a time"},
+        },
+    )
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] in {"BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED"}
+    assert logged_errors(log) == []

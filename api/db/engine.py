@@ -5,8 +5,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, make_url, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
