@@ -10,9 +10,7 @@ from starlette.requests import HTTPConnection
 
 from api.db.engine import Database
 from api.db.models import User
-from api.errors import Unauthenticated
-from api.security import InvalidToken, decode_access_token
-from api.services import users
+from api.services import auth, users
 from api.settings import Settings
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -59,23 +57,12 @@ class _BearerToken(OAuth2PasswordBearer):
 bearer_token = _BearerToken(tokenUrl=TOKEN_URL, auto_error=False)
 
 
-async def get_optional_user(
-    session: SessionDep,
-    settings: SettingsDep,
-    token: Annotated[str | None, Depends(bearer_token)],
-) -> User | None:
-    """The signed-in user, or ``None`` without credentials. Credentials that do not check out are
-    refused outright, never treated as anonymous."""
-    if token is None:
-        return None
-    try:
-        user_id = decode_access_token(settings, token)
-    except InvalidToken:
-        raise Unauthenticated("Invalid or expired access token.") from None
-    user = await users.get_active(session, user_id)
-    if user is None:
-        raise Unauthenticated("Invalid or expired access token.")
-    return user
+BearerDep = Annotated[str | None, Depends(bearer_token)]
+
+
+async def get_optional_user(session: SessionDep, settings: SettingsDep, token: BearerDep) -> User | None:
+    """The signed-in user, or ``None`` without credentials; bad credentials are a 401."""
+    return None if token is None else await auth.user_for_token(session, settings, token)
 
 
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]

@@ -14,8 +14,10 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from api.deps import OptionalUser, SessionDep, SettingsDep
+from api.deps import BearerDep, SessionDep, SettingsDep
+from api.errors import Unauthenticated
 from api.logs import request_id_var
+from api.services import auth
 from resolvers.context import Context
 from schema.errors import escaped_errors_rendered
 from schema.root import Schema
@@ -23,8 +25,12 @@ from schema.root import Schema
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
-async def get_context(session: SessionDep, user: OptionalUser, settings: SettingsDep) -> Context:
-    """The context of one operation, from the same dependencies the REST routes use."""
+async def get_context(session: SessionDep, settings: SettingsDep, token: BearerDep) -> Context:
+    """The context of one operation, from the same dependencies and service the REST routes use."""
+    try:
+        user = None if token is None else await auth.user_for_token(session, settings, token)
+    except Unauthenticated as refusal:
+        return Context(session=session, user=None, settings=settings, refusal=refusal)
     return Context(session=session, user=user, settings=settings)
 
 

@@ -100,10 +100,9 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's refusal of a body, query or path parameter: the domain's ``InvalidInput``."""
     assert isinstance(exc, RequestValidationError)
-    fields = field_messages(list(exc.errors()), skip=1)
-    detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
-    return problem(request, 422, InvalidInput.code, detail, extra={"errors": fields})
+    return await _domain_error(request, InvalidInput(field_messages(list(exc.errors()), skip=1)))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

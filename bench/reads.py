@@ -62,6 +62,8 @@ async def prepare(url: str) -> Settings:
         for n in range(USERS)
     ]
     async with engine.begin() as connection:
+        if foreign := await connection.run_sync(migrations.foreign_tables):
+            raise SystemExit(f"bench: {target.database} holds tables that are not ours: {sorted(foreign)}")
         await connection.execute(text("DROP SCHEMA public CASCADE"))
         await connection.execute(text("CREATE SCHEMA public"))
         await connection.run_sync(migrations.upgrade)

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
 
 from api.db.models import User
+from api.errors import Unauthenticated
 from api.settings import Settings
 from resolvers.loaders import Loaders
 
@@ -14,12 +15,29 @@ from resolvers.loaders import Loaders
 class Context(BaseContext):
     """Built by a FastAPI dependency for each operation: its own session, its own loaders."""
 
-    def __init__(self, *, session: AsyncSession, user: User | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        session: AsyncSession,
+        user: User | None,
+        settings: Settings,
+        refusal: Unauthenticated | None = None,
+    ) -> None:
         super().__init__()
         self.session = session
-        self.user = user
         self.settings = settings
-        self.loaders = Loaders(session, user)
+        self._user = user
+        self._refusal = refusal
+        self.loaders = Loaders(session, lambda: self.user)
+
+    @property
+    def user(self) -> User | None:
+        """The signed-in user. Credentials that did not check out are refused here, where an operation
+        asks who is calling, so ``login`` and ``register`` work for a client holding a stale token (as
+        the REST routes for them, which take no credentials, do)."""
+        if self._refusal is not None:
+            raise Unauthenticated(self._refusal.message)
+        return self._user
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

@@ -1,7 +1,7 @@
 """DataLoaders, built fresh for each operation so a cache never outlives its session or its viewer."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
@@ -11,9 +11,9 @@ from api.services import users
 
 
 class Loaders:
-    def __init__(self, session: AsyncSession, viewer: User | None) -> None:
+    def __init__(self, session: AsyncSession, viewer: Callable[[], User | None]) -> None:
         async def load_users(keys: Sequence[uuid.UUID]) -> list[User | None]:
-            found = await users.get_users(session, viewer, keys)
+            found = await users.get_users(session, viewer(), keys)
             return [found.get(key) for key in keys]
 
         self.users = DataLoader(load_users)

@@ -4,7 +4,8 @@ import uuid
 
 import strawberry
 
-from api.errors import NotFound
+from api.db import models
+from api.errors import InvalidInput
 from api.ids import from_global_id
 from api.services import users
 from api.services.commands import build
@@ -15,11 +16,16 @@ from schema.users import UpdateMeInput, UpdateUserInput, User, UserConnection
 
 
 def user_key(global_id: strawberry.ID) -> uuid.UUID:
-    """The UUID behind a ``User`` global id; any other id names no user."""
+    """The UUID behind a ``User`` global id (as REST refuses an id that is not a UUID)."""
     decoded = from_global_id(global_id)
     if decoded is None or decoded[0] != "User":
-        raise NotFound("No such user.")
+        raise InvalidInput({"id": ["Not the id of a user."]})
     return decoded[1]
+
+
+def signed_in(info: Info) -> models.User:
+    """The caller, checked before the arguments are, in the order REST's ``CurrentUser`` does it."""
+    return users.require_user(info.context.user)
 
 
 async def me(info: Info) -> User | None:
@@ -28,8 +34,8 @@ async def me(info: Info) -> User | None:
 
 
 async def user(info: Info, id: strawberry.ID) -> User | None:
-    ctx = info.context
-    return User.from_model(await users.get_user(ctx.session, ctx.user, user_key(id)))
+    viewer = signed_in(info)
+    return User.from_model(await users.get_user(info.context.session, viewer, user_key(id)))
 
 
 async def users_page(
@@ -50,12 +56,12 @@ async def update_me(info: Info, input: UpdateMeInput) -> User:
 
 
 async def update_user(info: Info, id: strawberry.ID, input: UpdateUserInput) -> User:
-    ctx = info.context
-    row = await users.update_user(ctx.session, ctx.user, user_key(id), input.to_command())
+    viewer = signed_in(info)
+    row = await users.update_user(info.context.session, viewer, user_key(id), input.to_command())
     return User.from_model(row)
 
 
 async def delete_user(info: Info, id: strawberry.ID) -> bool:
-    ctx = info.context
-    await users.delete_user(ctx.session, ctx.user, user_key(id))
+    viewer = signed_in(info)
+    await users.delete_user(info.context.session, viewer, user_key(id))
     return True

@@ -53,6 +53,10 @@ async def engine(
     engine = create_engine(database_url(request.param, tmp_path_factory.mktemp(request.param)))
     async with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
+            if foreign := await connection.run_sync(migrations.foreign_tables):
+                pytest.exit(
+                    f"SWITCHBOARD_TEST_POSTGRES_URL holds tables that are not ours: {sorted(foreign)}"
+                )
             await connection.execute(text("DROP SCHEMA public CASCADE"))
             await connection.execute(text("CREATE SCHEMA public"))
         await connection.run_sync(migrations.upgrade)

@@ -6,7 +6,7 @@ import httpx2
 from api.db.engine import Database
 from api.ids import to_global_id
 from api.settings import Settings
-from tests.factories import bearer, graphql, make_user
+from tests.factories import PASSWORD, bearer, graphql, make_user
 
 
 async def test_rest_statuses_for_each_kind_of_refusal(
@@ -64,8 +64,27 @@ async def test_a_bad_token_is_refused_not_treated_as_anonymous(client: httpx2.As
     rest = await client.get("/api/v1/users/me", headers=headers)
     assert (rest.status_code, rest.json()["code"]) == (401, "UNAUTHENTICATED")
     gql = await client.post("/graphql", json={"query": "{ me { id } }"}, headers=headers)
-    assert gql.status_code == 401
     assert gql.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_stale_token_does_not_stop_signing_in_again(
+    client: httpx2.AsyncClient, database: Database
+) -> None:
+    user = await make_user(database)
+    stale = {"Authorization": "Bearer expired.or.revoked"}
+    gql = await client.post(
+        "/graphql",
+        json={
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            "variables": {"e": user.email, "p": PASSWORD},
+        },
+        headers=stale,
+    )
+    assert "errors" not in gql.json()
+    rest = await client.post(
+        "/api/v1/auth/token", data={"username": user.email, "password": PASSWORD}, headers=stale
+    )
+    assert rest.status_code == 200
 
 
 async def test_a_deactivated_account_can_no_longer_use_its_token(

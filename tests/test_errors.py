@@ -108,7 +108,7 @@ async def test_a_failed_mutation_leaves_nothing_behind(
 ) -> None:
     """Two mutations in one document: the second fails, so the first is rolled back too."""
     admin = await make_user(database, admin=True)
-    taken = await make_user(database, email="taken@example.com")
+    await make_user(database, email="taken@example.com")
     response = await client.post(
         "/graphql",
         json={
@@ -120,7 +120,6 @@ async def test_a_failed_mutation_leaves_nothing_behind(
     assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["CONFLICT"]
     me = await client.get("/api/v1/users/me", headers=bearer(settings, admin))
     assert me.json()["display_name"] is None
-    assert taken.email == "taken@example.com"
 
 
 async def test_a_failure_outside_any_resolver_is_masked_too(

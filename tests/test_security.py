@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
+from api import security
 from api.security import (
     InvalidToken,
     create_access_token,
@@ -23,8 +24,19 @@ async def test_passwords_are_hashed_with_argon2id() -> None:
     assert not await verify_password("wrong", hashed)
 
 
-async def test_an_unknown_account_still_costs_a_verification() -> None:
+async def test_an_unknown_account_still_costs_a_verification(monkeypatch: pytest.MonkeyPatch) -> None:
+    verified: list[str] = []
+    real = security._hasher.verify
+
+    def counting(password: str, hash: str) -> bool:
+        verified.append(hash)
+        return real(password, hash)
+
+    monkeypatch.setattr(security._hasher, "verify", counting)
     assert await verify_password("anything", None) is False
+    assert await verify_password("anything", await hash_password("something else")) is False
+    assert len(verified) == 2
+    assert verified[0].startswith("$argon2id$")
 
 
 def test_access_tokens_round_trip_and_carry_the_registered_claims(settings: Settings) -> None:
@@ -70,6 +82,8 @@ def test_a_token_signed_with_another_key_is_refused(settings: Settings) -> None:
 
 
 def test_an_unsigned_token_is_refused(settings: Settings) -> None:
-    token = jwt.encode({"sub": str(uuid.uuid4())}, key="", algorithm="none")
-    with pytest.raises(InvalidToken):
+    """Every claim right, but ``alg: none``: refused for the algorithm alone."""
+    valid = jwt.decode(_forged(settings, {}), options={"verify_signature": False})
+    token = jwt.encode(valid, key="", algorithm="none")
+    with pytest.raises(InvalidToken, match="alg"):
         decode_access_token(settings, token)

@@ -42,15 +42,22 @@ class Transport(Protocol):
     async def register(self, data: dict[str, Any]) -> Outcome: ...
     async def login(self, email: str, password: str) -> Outcome: ...
     async def me(self, token: str | None) -> Outcome: ...
-    async def get_user(self, token: str | None, user_id: uuid.UUID) -> Outcome: ...
-    async def list_users(self, token: str | None, limit: int) -> Outcome: ...
+    async def get_user(self, token: str | None, user_id: uuid.UUID | str) -> Outcome: ...
+    async def list_users(self, token: str | None, limit: int, search: str | None = None) -> Outcome: ...
     async def update_me(self, token: str | None, data: dict[str, Any]) -> Outcome: ...
-    async def update_user(self, token: str | None, user_id: uuid.UUID, data: dict[str, Any]) -> Outcome: ...
-    async def delete_user(self, token: str | None, user_id: uuid.UUID) -> Outcome: ...
+    async def update_user(
+        self, token: str | None, user_id: uuid.UUID | str, data: dict[str, Any]
+    ) -> Outcome: ...
+    async def delete_user(self, token: str | None, user_id: uuid.UUID | str) -> Outcome: ...
 
 
 def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _global(user_id: uuid.UUID | str) -> str:
+    """A user's global id; a string stands for an id as a client might send it, malformed or not."""
+    return user_id if isinstance(user_id, str) else to_global_id("User", user_id)
 
 
 def _camel(name: str) -> str:
@@ -79,22 +86,25 @@ class GraphQLTransport:
         return Outcome(data=common_user(outcome.data["user"])) if outcome.data else outcome
 
     async def login(self, email: str, password: str) -> Outcome:
+        """Sign in, then read ``me`` with the new token: the outcome is whom the token opens."""
         query = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }"
         outcome = await self._run(None, query, {"e": email, "p": password}, "login")
-        return Outcome(data="token") if outcome.data else outcome
+        return await self.me(outcome.data["accessToken"]) if outcome.data else outcome
 
     async def me(self, token: str | None) -> Outcome:
         outcome = await self._run(token, f"{{ me {{ {USER_FIELDS} }} }}", {}, "me")
         return Outcome(data=common_user(outcome.data)) if outcome.data else outcome
 
-    async def get_user(self, token: str | None, user_id: uuid.UUID) -> Outcome:
+    async def get_user(self, token: str | None, user_id: uuid.UUID | str) -> Outcome:
         query = f"query($id: ID!) {{ user(id: $id) {{ {USER_FIELDS} }} }}"
-        outcome = await self._run(token, query, {"id": to_global_id("User", user_id)}, "user")
+        outcome = await self._run(token, query, {"id": _global(user_id)}, "user")
         return Outcome(data=common_user(outcome.data)) if outcome.data else outcome
 
-    async def list_users(self, token: str | None, limit: int) -> Outcome:
-        query = f"query($n: Int) {{ users(first: $n) {{ nodes {{ {USER_FIELDS} }} }} }}"
-        outcome = await self._run(token, query, {"n": limit}, "users")
+    async def list_users(self, token: str | None, limit: int, search: str | None = None) -> Outcome:
+        query = (
+            f"query($n: Int, $s: String) {{ users(first: $n, search: $s) {{ nodes {{ {USER_FIELDS} }} }} }}"
+        )
+        outcome = await self._run(token, query, {"n": limit, "s": search}, "users")
         return Outcome(data=[common_user(u) for u in outcome.data["nodes"]]) if outcome.data else outcome
 
     async def update_me(self, token: str | None, data: dict[str, Any]) -> Outcome:
@@ -102,15 +112,15 @@ class GraphQLTransport:
         outcome = await self._run(token, query, {"i": {_camel(k): v for k, v in data.items()}}, "updateMe")
         return Outcome(data=common_user(outcome.data)) if outcome.data else outcome
 
-    async def update_user(self, token: str | None, user_id: uuid.UUID, data: dict[str, Any]) -> Outcome:
+    async def update_user(self, token: str | None, user_id: uuid.UUID | str, data: dict[str, Any]) -> Outcome:
         query = f"mutation($id: ID!, $i: UpdateUserInput!) {{ updateUser(id: $id, input: $i) {{ {USER_FIELDS} }} }}"
-        variables = {"id": to_global_id("User", user_id), "i": {_camel(k): v for k, v in data.items()}}
+        variables = {"id": _global(user_id), "i": {_camel(k): v for k, v in data.items()}}
         outcome = await self._run(token, query, variables, "updateUser")
         return Outcome(data=common_user(outcome.data)) if outcome.data else outcome
 
-    async def delete_user(self, token: str | None, user_id: uuid.UUID) -> Outcome:
+    async def delete_user(self, token: str | None, user_id: uuid.UUID | str) -> Outcome:
         query = "mutation($id: ID!) { deleteUser(id: $id) }"
-        return await self._run(token, query, {"id": to_global_id("User", user_id)}, "deleteUser")
+        return await self._run(token, query, {"id": _global(user_id)}, "deleteUser")
 
 
 class RestTransport:
@@ -137,7 +147,7 @@ class RestTransport:
             "/api/v1/auth/token", data={"username": email, "password": password}
         )
         if response.status_code == 200:
-            return Outcome(data="token")
+            return await self.me(response.json()["access_token"])
         # RFC 6749 names the error; it is the refusal GraphQL calls UNAUTHENTICATED.
         assert response.json()["error"] == "invalid_grant"
         return Outcome(code="UNAUTHENTICATED")
@@ -145,18 +155,19 @@ class RestTransport:
     async def me(self, token: str | None) -> Outcome:
         return await self._user("GET", "/api/v1/users/me", token)
 
-    async def get_user(self, token: str | None, user_id: uuid.UUID) -> Outcome:
+    async def get_user(self, token: str | None, user_id: uuid.UUID | str) -> Outcome:
         return await self._user("GET", f"/api/v1/users/{user_id}", token)
 
-    async def list_users(self, token: str | None, limit: int) -> Outcome:
-        outcome = await self._run("GET", f"/api/v1/users?limit={limit}", token)
+    async def list_users(self, token: str | None, limit: int, search: str | None = None) -> Outcome:
+        params = f"limit={limit}" + (f"&search={search}" if search is not None else "")
+        outcome = await self._run("GET", f"/api/v1/users?{params}", token)
         return Outcome(data=[common_user(u) for u in outcome.data["items"]]) if outcome.data else outcome
 
     async def update_me(self, token: str | None, data: dict[str, Any]) -> Outcome:
         return await self._user("PATCH", "/api/v1/users/me", token, data)
 
-    async def update_user(self, token: str | None, user_id: uuid.UUID, data: dict[str, Any]) -> Outcome:
+    async def update_user(self, token: str | None, user_id: uuid.UUID | str, data: dict[str, Any]) -> Outcome:
         return await self._user("PATCH", f"/api/v1/users/{user_id}", token, data)
 
-    async def delete_user(self, token: str | None, user_id: uuid.UUID) -> Outcome:
+    async def delete_user(self, token: str | None, user_id: uuid.UUID | str) -> Outcome:
         return await self._run("DELETE", f"/api/v1/users/{user_id}", token)

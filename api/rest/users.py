@@ -75,7 +75,7 @@ async def list_users(
     response: Response,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
-    search: Annotated[str | None, Query(max_length=320)] = None,
+    search: str | None = None,
 ) -> ItemPage[UserOut]:
     """Every account, oldest first (admin); follow ``next_cursor`` or the ``Link`` header."""
     page = await users.list_users(session, actor, PageRequest(first=limit, after=cursor), search=search)

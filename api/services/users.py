@@ -9,21 +9,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.models import User
-from api.errors import (
-    Conflict,
-    Forbidden,
-    InvalidCredentials,
-    NotFound,
-    Unauthenticated,
-)
+from api.errors import Conflict, Forbidden, InvalidCredentials, InvalidInput, NotFound, Unauthenticated
 from api.security import hash_password, verify_password
-from api.services.commands import (
-    UserAdminUpdate,
-    UserCreate,
-    UserReplace,
-    UserSelfUpdate,
-)
+from api.services.commands import UserAdminUpdate, UserCreate, UserReplace, UserSelfUpdate
 from api.services.pagination import Page, PageRequest, decode_cursor, page_of
+
+EMAIL_TAKEN = "An account with this email already exists."
+MAX_SEARCH_LENGTH = 320
 
 
 def require_user(actor: User | None) -> User:
@@ -51,8 +43,8 @@ async def get_active(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 async def create_user(session: AsyncSession, data: UserCreate, *, is_admin: bool = False) -> User:
     """Register an account. Raises ``Conflict`` when the email is taken."""
-    if await get_by_email(session, data.email) is not None:
-        raise Conflict("An account with this email already exists.")
+    if await get_by_email(session, data.email) is not None:  # saves hashing a password for nothing
+        raise Conflict(EMAIL_TAKEN)
     user = User(
         email=data.email,
         display_name=data.display_name,
@@ -74,13 +66,24 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     return user
 
 
-async def get_user(session: AsyncSession, actor: User | None, user_id: uuid.UUID) -> User:
-    """A user as seen by ``actor``: themself, or anyone for an admin. Others are ``NotFound``, so
-    the answer does not reveal whether the account exists."""
+async def get_users(
+    session: AsyncSession, actor: User | None, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, User]:
+    """The users among ``user_ids`` that ``actor`` may see: themself, or anyone for an admin, in at
+    most one query. Others are left out whether they exist or not, so nothing is revealed."""
     viewer = require_user(actor)
-    if user_id == viewer.id:
-        return viewer
-    user = await session.get(User, user_id) if viewer.is_admin else None
+    wanted = set(user_ids)
+    visible = {viewer.id: viewer} if viewer.id in wanted else {}
+    others = wanted - visible.keys()
+    if viewer.is_admin and others:
+        rows = await session.scalars(select(User).where(User.id.in_(others)))
+        visible.update((row.id, row) for row in rows)
+    return visible
+
+
+async def get_user(session: AsyncSession, actor: User | None, user_id: uuid.UUID) -> User:
+    """A user as ``actor`` may see it (``get_users``' rule); any other is ``NotFound``."""
+    user = (await get_users(session, actor, [user_id])).get(user_id)
     if user is None:
         raise NotFound("No such user.")
     return user
@@ -92,6 +95,8 @@ async def list_users(
     """All accounts in creation order (admin only), optionally those whose email or name contains
     ``search`` (case-insensitive)."""
     require_admin(actor)
+    if search is not None and len(search) > MAX_SEARCH_LENGTH:
+        raise InvalidInput({"search": [f"At most {MAX_SEARCH_LENGTH} characters."]})
     query = select(User).order_by(User.id).limit(page.first + 1)
     if page.after is not None:
         query = query.where(User.id > decode_cursor(page.after))
@@ -108,12 +113,7 @@ async def list_users(
 
 async def update_me(session: AsyncSession, actor: User | None, data: UserSelfUpdate) -> User:
     """Change one's own email or display name. Raises ``Conflict`` when the new email is taken."""
-    user = require_user(actor)
-    changes = data.changes()
-    email = changes.get("email")
-    if email is not None and email != user.email and await get_by_email(session, email):
-        raise Conflict("An account with this email already exists.")
-    return await _apply(session, user, changes)
+    return await _apply(session, require_user(actor), data.changes())
 
 
 async def update_user(
@@ -128,6 +128,8 @@ async def update_user(
     if user is None:
         raise NotFound("No such user.")
     changes = data.changes() if isinstance(data, UserAdminUpdate) else data.model_dump()
+    if changes.get("is_admin") is False or changes.get("is_active") is False:
+        await _keep_an_admin(session, user)
     return await _apply(session, user, changes)
 
 
@@ -139,8 +141,18 @@ async def delete_user(session: AsyncSession, actor: User | None, user_id: uuid.U
     user = viewer if user_id == viewer.id else await session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
+    await _keep_an_admin(session, user)
     await session.delete(user)
     await session.flush()
+
+
+async def _keep_an_admin(session: AsyncSession, user: User) -> None:
+    """Refuse a change that would leave no active administrator (only the CLI could recover)."""
+    if not (user.is_admin and user.is_active):
+        return
+    others = select(func.count()).where(User.is_admin, User.is_active, User.id != user.id)
+    if not await session.scalar(others):
+        raise Conflict("This is the last active administrator; make another one first.")
 
 
 async def _apply(session: AsyncSession, user: User, changes: dict[str, Any]) -> User:
@@ -151,19 +163,9 @@ async def _apply(session: AsyncSession, user: User, changes: dict[str, Any]) -> 
 
 
 async def _flush_unique(session: AsyncSession) -> None:
-    """Flush, turning a unique-index race (two sign-ups with one email at once) into ``Conflict``."""
+    """Flush, turning a unique-index violation (an email taken, perhaps by a concurrent request)
+    into ``Conflict``."""
     try:
         await session.flush()
     except IntegrityError:
-        raise Conflict("An account with this email already exists.") from None
-
-
-async def get_users(
-    session: AsyncSession, actor: User | None, user_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, User]:
-    """The users among ``user_ids`` that ``actor`` may see (``get_user``'s rule), in one query."""
-    viewer = require_user(actor)
-    if not viewer.is_admin:
-        return {viewer.id: viewer} if viewer.id in user_ids else {}
-    rows = await session.scalars(select(User).where(User.id.in_(set(user_ids))))
-    return {row.id: row for row in rows}
+        raise Conflict(EMAIL_TAKEN) from None
