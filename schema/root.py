@@ -19,6 +19,7 @@ from resolvers import auth, nodes, users
 from schema.auth import AuthPayload
 from schema.base import Node
 from schema.errors import ErrorRendering, log_unexpected
+from schema.execution import LeafShortcutExecutor
 from schema.parsing import DocumentCache, ValidationResults
 from schema.users import User, UserConnection
 
@@ -72,5 +73,6 @@ def build_schema(settings: Settings) -> Schema:
         mutation=Mutation,
         types=[User],
         extensions=extensions,
+        execution_context_class=LeafShortcutExecutor,
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),
     )
