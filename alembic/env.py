@@ -6,6 +6,7 @@ A caller that already holds a connection (the test suite, ``api.migrations``) pa
 
 import asyncio
 from logging.config import fileConfig
+from typing import Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -13,11 +14,20 @@ from sqlalchemy.engine import Connection
 from api.db import models  # noqa: F401  (registers the tables on the metadata)
 from api.db.base import Base
 from api.db.engine import create_engine
+from api.db.types import UTCDateTime
 from api.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def _render_item(kind: str, item: object, autogen_context: object) -> str | Literal[False]:
+    """Write our column types as the plain SQLAlchemy types they store, so migrations import nothing
+    of the app (a migration must not change when the app's code does)."""
+    if kind == "type" and isinstance(item, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def _run(connection: Connection) -> None:
@@ -26,6 +36,7 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=_render_item,
     )
     with context.begin_transaction():
         context.run_migrations()
