@@ -14,6 +14,9 @@ class DomainError(Exception):
     code: ClassVar[str] = "BAD_REQUEST"
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Bad request"
+    # Whether the work done before the refusal is committed anyway (a security response such as
+    # revoking a leaked token's family must persist); by default a refusal leaves nothing behind.
+    keeps_changes: ClassVar[bool] = False
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.title
@@ -61,6 +64,13 @@ class InvalidInput(DomainError):
 
     def extensions(self) -> dict[str, Any]:
         return {"code": self.code, "fields": self.fields}
+
+
+class RefreshTokenReused(Unauthenticated):
+    """A refresh token that was already exchanged came back: it leaked, and its family is revoked."""
+
+    title = "Invalid or expired refresh token"
+    keeps_changes = True
 
 
 class InvalidCredentials(Unauthenticated):

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     jwt_issuer: str = "switchboard"
     jwt_audience: str = "switchboard"
     access_token_ttl: int = Field(default=15 * 60, ge=1, description="seconds")
+    refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=1, description="seconds")
     cors_origins: list[str] = []
     allowed_hosts: list[str] = ["*"]
     graphql_introspection: bool | None = None

@@ -14,3 +14,13 @@ async def register(info: Info, input: RegisterInput) -> AuthPayload:
 async def login(info: Info, email: str, password: str) -> AuthPayload:
     ctx = info.context
     return AuthPayload.from_session(await auth.login(ctx.session, ctx.settings, email, password))
+
+
+async def refresh_token(info: Info, refresh_token: str) -> AuthPayload:
+    ctx = info.context
+    return AuthPayload.from_session(await auth.refresh(ctx.session, ctx.settings, refresh_token))
+
+
+async def logout(info: Info, refresh_token: str) -> bool:
+    await auth.logout(info.context.session, refresh_token)
+    return True

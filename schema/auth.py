@@ -11,6 +11,9 @@ from schema.users import User
 @strawberry.type
 class AuthPayload:
     access_token: str
+    refresh_token: str = strawberry.field(
+        description="Exchange it with `refreshToken` for a new pair; each works once."
+    )
     token_type: str
     expires_in: int = strawberry.field(description="Seconds until the access token expires.")
     user: User
@@ -19,6 +22,7 @@ class AuthPayload:
     def from_session(cls, session: Session) -> Self:
         return cls(
             access_token=session.access.token,
+            refresh_token=session.refresh_token,
             token_type="Bearer",
             expires_in=session.access.expires_in,
             user=User.from_model(session.user),

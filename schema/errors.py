@@ -102,7 +102,8 @@ class ErrorRendering(SchemaExtension):
         if result is None or not result.errors:
             return
         session = getattr(self.execution_context.context, "session", None)
-        if session is not None:
+        keep = all(getattr(e.original_error, "keeps_changes", False) for e in result.errors)
+        if session is not None and not keep:
             try:
                 await session.rollback()
             except Exception as exc:  # noqa: BLE001 (becomes the operation's error: masked, logged)

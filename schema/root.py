@@ -38,6 +38,12 @@ class Query:
 class Mutation:
     register: AuthPayload = strawberry.mutation(resolver=auth.register)
     login: AuthPayload = strawberry.mutation(resolver=auth.login)
+    refresh_token: AuthPayload = strawberry.mutation(
+        resolver=auth.refresh_token, description="A new token pair for a refresh token, which is spent."
+    )
+    logout: bool = strawberry.mutation(
+        resolver=auth.logout, description="End the session of a refresh token (true even if unknown)."
+    )
     update_me: User = strawberry.mutation(resolver=users.update_me)
     update_user: User = strawberry.mutation(
         resolver=users.update_user, description="Change any account (admin)."

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from api.errors import DomainError
+
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
@@ -92,9 +94,18 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction commits when the block succeeds and rolls back when it raises."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        """A session whose transaction commits when the block succeeds and rolls back when it raises,
+        unless what it raises is a refusal that keeps its changes (``DomainError.keeps_changes``)."""
+        async with self.sessions() as session:
+            try:
+                yield session
+            except DomainError as exc:
+                await (session.commit() if exc.keeps_changes else session.rollback())
+                raise
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query."""

@@ -1,17 +1,19 @@
-"""``/api/v1/auth``: the OAuth2 token endpoint (RFC 6749 password grant).
+"""``/api/v1/auth``: the OAuth2 token endpoint (RFC 6749: password and refresh_token grants), and
+refresh and logout as plain JSON routes.
 
-Its errors follow RFC 6749 §5.2 (``{"error": "invalid_grant", ...}``) rather than problem+json,
-because that is what OAuth2 clients, Swagger's Authorize dialog among them, understand.
+The token endpoint's errors follow RFC 6749 §5.2 (``{"error": "invalid_grant", ...}``) rather than
+problem+json, because that is what OAuth2 clients, Swagger's Authorize dialog among them, understand.
 """
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import SessionDep, SettingsDep
-from api.errors import InvalidCredentials
+from api.errors import Unauthenticated
+from api.problems import PROBLEM_RESPONSES
 from api.services import auth
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -21,8 +23,17 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 class TokenOut(BaseModel):
     access_token: str
+    refresh_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+
+    @classmethod
+    def of(cls, signed_in: auth.Session) -> "TokenOut":
+        return cls(
+            access_token=signed_in.access.token,
+            refresh_token=signed_in.refresh_token,
+            expires_in=signed_in.access.expires_in,
+        )
 
 
 class OAuthError(BaseModel):
@@ -30,9 +41,17 @@ class OAuthError(BaseModel):
     error_description: str
 
 
+class RefreshIn(BaseModel):
+    refresh_token: str
+
+
 def _oauth_error(error: str, description: str) -> JSONResponse:
     body = OAuthError(error=error, error_description=description).model_dump()
     return JSONResponse(body, status_code=400, headers=NO_STORE)
+
+
+def _token_response(signed_in: auth.Session) -> JSONResponse:
+    return JSONResponse(TokenOut.of(signed_in).model_dump(), headers=NO_STORE)
 
 
 @router.post(
@@ -46,15 +65,33 @@ async def token(
     grant_type: Annotated[str | None, Form()] = None,
     username: Annotated[str | None, Form(description="The account's email.")] = None,
     password: Annotated[str | None, Form(json_schema_extra={"format": "password"})] = None,
+    refresh_token: Annotated[str | None, Form(description="For grant_type=refresh_token.")] = None,
 ) -> JSONResponse:
-    """Exchange an email and password for an access token (OAuth2 password grant)."""
+    """Exchange an email and password (or a refresh token) for a token pair (OAuth2)."""
+    if grant_type == "refresh_token":
+        if not refresh_token:
+            return _oauth_error("invalid_request", "refresh_token is required.")
+        try:
+            return _token_response(await auth.refresh(session, settings, refresh_token))
+        except Unauthenticated as exc:  # answered normally, so a reuse's revocation is committed
+            return _oauth_error("invalid_grant", exc.message)
     if grant_type not in (None, "password"):
-        return _oauth_error("unsupported_grant_type", "Only the password grant is supported.")
+        return _oauth_error("unsupported_grant_type", "Use the password or refresh_token grant.")
     if not username or not password:
         return _oauth_error("invalid_request", "username and password are required.")
     try:
-        signed_in = await auth.login(session, settings, username, password)
-    except InvalidCredentials as exc:
+        return _token_response(await auth.login(session, settings, username, password))
+    except Unauthenticated as exc:
         return _oauth_error("invalid_grant", exc.message)
-    body = TokenOut(access_token=signed_in.access.token, expires_in=signed_in.access.expires_in)
-    return JSONResponse(body.model_dump(), headers=NO_STORE)
+
+
+@router.post("/refresh", response_model=TokenOut, responses=PROBLEM_RESPONSES)
+async def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """A new token pair for a refresh token, which is spent; reusing a spent one ends its session."""
+    return _token_response(await auth.refresh(session, settings, body.refresh_token))
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEM_RESPONSES)
+async def logout(body: RefreshIn, session: SessionDep) -> None:
+    """End the session of a refresh token (also when the token is unknown)."""
+    await auth.logout(session, body.refresh_token)
