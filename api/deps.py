@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from api.db.engine import Database
 from api.db.models import User
+from api.errors import Unauthenticated
 from api.services import auth, users
 from api.settings import Settings
 
@@ -60,9 +61,18 @@ bearer_token = _BearerToken(tokenUrl=TOKEN_URL, auto_error=False)
 BearerDep = Annotated[str | None, Depends(bearer_token)]
 
 
-async def get_optional_user(session: SessionDep, settings: SettingsDep, token: BearerDep) -> User | None:
-    """The signed-in user, or ``None`` without credentials; bad credentials are a 401."""
-    return None if token is None else await auth.user_for_token(session, settings, token)
+async def get_optional_caller(
+    session: SessionDep, settings: SettingsDep, token: BearerDep
+) -> auth.Caller | None:
+    """Who is calling, or ``None`` without credentials; bad credentials are a 401."""
+    return None if token is None else await auth.caller_for_token(session, settings, token)
+
+
+OptionalCaller = Annotated[auth.Caller | None, Depends(get_optional_caller)]
+
+
+async def get_optional_user(caller: OptionalCaller) -> User | None:
+    return caller.user if caller else None
 
 
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
@@ -73,3 +83,12 @@ async def get_current_user(user: OptionalUser) -> User:
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_current_caller(caller: OptionalCaller) -> auth.Caller:
+    if caller is None:
+        raise Unauthenticated()
+    return caller
+
+
+CurrentCaller = Annotated[auth.Caller, Depends(get_current_caller)]

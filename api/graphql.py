@@ -28,10 +28,10 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 async def get_context(session: SessionDep, settings: SettingsDep, token: BearerDep) -> Context:
     """The context of one operation, from the same dependencies and service the REST routes use."""
     try:
-        user = None if token is None else await auth.user_for_token(session, settings, token)
+        caller = None if token is None else await auth.caller_for_token(session, settings, token)
     except Unauthenticated as refusal:
-        return Context(session=session, user=None, settings=settings, refusal=refusal)
-    return Context(session=session, user=user, settings=settings)
+        return Context(session=session, caller=None, settings=settings, refusal=refusal)
+    return Context(session=session, caller=caller, settings=settings)
 
 
 def _accepts_graphql_response(request: Request) -> bool:

@@ -55,7 +55,10 @@ class AccessToken:
     expires_in: int
 
 
-def create_access_token(settings: Settings, user_id: uuid.UUID) -> AccessToken:
+def create_access_token(
+    settings: Settings, user_id: uuid.UUID, session_id: uuid.UUID | None = None
+) -> AccessToken:
+    """A signed access token; ``session_id`` (claim ``sid``) names the sign-in session it came from."""
     now = datetime.now(UTC)
     claims = {
         "sub": str(user_id),
@@ -68,6 +71,8 @@ def create_access_token(settings: Settings, user_id: uuid.UUID) -> AccessToken:
         "typ": ACCESS_TOKEN_TYPE,
         "scope": "",
     }
+    if session_id is not None:
+        claims["sid"] = str(session_id)
     token = jwt.encode(claims, settings.secret_key, algorithm=settings.jwt_algorithm)
     return AccessToken(token=token, expires_in=settings.access_token_ttl)
 
@@ -76,8 +81,14 @@ class InvalidToken(Exception):
     """The token is malformed, expired, or not one of ours."""
 
 
-def decode_access_token(settings: Settings, token: str) -> uuid.UUID:
-    """The user id an access token speaks for; raises ``InvalidToken`` for anything doubtful."""
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    session_id: uuid.UUID | None
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims:
+    """Whom an access token speaks for; raises ``InvalidToken`` for anything doubtful."""
     try:
         claims = jwt.decode(
             token,
@@ -90,6 +101,7 @@ def decode_access_token(settings: Settings, token: str) -> uuid.UUID:
         )
         if claims["typ"] != ACCESS_TOKEN_TYPE:
             raise InvalidToken("not an access token")
-        return uuid.UUID(claims["sub"])
+        sid = claims.get("sid")
+        return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(sid) if sid else None)
     except (jwt.PyJWTError, ValueError) as exc:
         raise InvalidToken(str(exc)) from exc

@@ -1,6 +1,8 @@
 """Resolvers of sign-in."""
 
+from api.errors import Unauthenticated
 from api.services import auth
+from api.services.commands import PasswordChange, build
 from resolvers.context import Info
 from schema.auth import AuthPayload
 from schema.users import RegisterInput
@@ -23,4 +25,13 @@ async def refresh_token(info: Info, refresh_token: str) -> AuthPayload:
 
 async def logout(info: Info, refresh_token: str) -> bool:
     await auth.logout(info.context.session, refresh_token)
+    return True
+
+
+async def change_password(info: Info, current_password: str, new_password: str) -> bool:
+    caller = info.context.caller
+    if caller is None:  # checked before the arguments, in the order REST's dependencies do it
+        raise Unauthenticated()
+    data = build(PasswordChange, {"current_password": current_password, "new_password": new_password})
+    await auth.change_password(info.context.session, caller.user, data, session_id=caller.session_id)
     return True

@@ -8,6 +8,7 @@ from strawberry.fastapi import BaseContext
 
 from api.db.models import User
 from api.errors import Unauthenticated
+from api.services.auth import Caller
 from api.settings import Settings
 from resolvers.loaders import Loaders
 
@@ -19,25 +20,30 @@ class Context(BaseContext):
         self,
         *,
         session: AsyncSession,
-        user: User | None,
+        caller: Caller | None,
         settings: Settings,
         refusal: Unauthenticated | None = None,
     ) -> None:
         super().__init__()
         self.session = session
         self.settings = settings
-        self._user = user
+        self._caller = caller
         self._refusal = refusal
         self.loaders = Loaders(session, lambda: self.user)
 
     @property
-    def user(self) -> User | None:
-        """The signed-in user. Credentials that did not check out are refused here, where an operation
-        asks who is calling, so ``login`` and ``register`` work for a client holding a stale token (as
-        the REST routes for them, which take no credentials, do)."""
+    def caller(self) -> Caller | None:
+        """Who is calling. Credentials that did not check out are refused here, where an operation
+        asks, so ``login`` and ``register`` work for a client holding a stale token (as the REST
+        routes for them, which take no credentials, do)."""
         if self._refusal is not None:
             raise Unauthenticated(self._refusal.message)
-        return self._user
+        return self._caller
+
+    @property
+    def user(self) -> User | None:
+        caller = self.caller
+        return caller.user if caller else None
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

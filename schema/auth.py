@@ -4,7 +4,7 @@ from typing import Self
 
 import strawberry
 
-from api.services.auth import Session
+from api.services.sessions import Session
 from schema.users import User
 
 

@@ -45,6 +45,9 @@ class Mutation:
         resolver=auth.logout, description="End the session of a refresh token (true even if unknown)."
     )
     update_me: User = strawberry.mutation(resolver=users.update_me)
+    change_password: bool = strawberry.mutation(
+        resolver=auth.change_password, description="Set a new password; every other session ends."
+    )
     update_user: User = strawberry.mutation(
         resolver=users.update_user, description="Change any account (admin)."
     )

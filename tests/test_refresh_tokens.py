@@ -151,3 +151,70 @@ async def test_the_token_endpoint_takes_the_refresh_token_grant(
         data={"grant_type": "refresh_token", "refresh_token": renewed.json()["refresh_token"]},
     )
     assert again.json()["error"] == "invalid_grant"
+
+
+async def _change_password(
+    client: httpx2.AsyncClient, via: str, access: str, current: str, new: str
+) -> str | None:
+    """Change the password over one transport; the error code, or None on success."""
+    headers = {"Authorization": f"Bearer {access}"}
+    if via == "rest":
+        response = await client.put(
+            "/api/v1/users/me/password",
+            json={"current_password": current, "new_password": new},
+            headers=headers,
+        )
+        return None if response.status_code == 204 else response.json()["code"]
+    body = (
+        await client.post(
+            "/graphql",
+            json={
+                "query": "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }",
+                "variables": {"c": current, "n": new},
+            },
+            headers=headers,
+        )
+    ).json()
+    return body["errors"][0]["extensions"]["code"] if body.get("errors") else None
+
+
+@pytest.mark.parametrize("via", ["graphql", "rest"])
+async def test_changing_the_password_ends_every_other_session(
+    via: str, client: httpx2.AsyncClient, database: Database
+) -> None:
+    user = await make_user(database)
+    rest = Rest(client)
+    mine, other = await rest.login(user.email), await rest.login(user.email)
+    assert (
+        await _change_password(client, via, mine["access"], "wrong password", "a new long password")
+        == "BAD_USER_INPUT"
+    )
+    assert await _change_password(client, via, mine["access"], PASSWORD, "short") == "BAD_USER_INPUT"
+    assert await _change_password(client, via, mine["access"], PASSWORD, "a new long password") is None
+    assert await rest.refresh(other["refresh"]) == (None, "UNAUTHENTICATED")
+    assert (await rest.refresh(mine["refresh"]))[1] is None  # the caller's own session goes on
+    relogin = await client.post(
+        "/api/v1/auth/token", data={"username": user.email, "password": "a new long password"}
+    )
+    assert relogin.status_code == 200
+
+
+@pytest.mark.parametrize("via", ["graphql", "rest"])
+async def test_changing_the_password_needs_a_signed_in_caller(via: str, client: httpx2.AsyncClient) -> None:
+    headers_free = await _change_password(client, via, "", PASSWORD, "short")
+    assert headers_free == "UNAUTHENTICATED"
+
+
+async def test_deactivating_an_account_ends_its_sessions(
+    client: httpx2.AsyncClient, database: Database
+) -> None:
+    admin = await make_user(database, admin=True)
+    user = await make_user(database)
+    rest = Rest(client)
+    pair = await rest.login(user.email)
+    admin_access = (await rest.login(admin.email))["access"]
+    headers = {"Authorization": f"Bearer {admin_access}"}
+    await client.patch(f"/api/v1/users/{user.id}", json={"is_active": False}, headers=headers)
+    await client.patch(f"/api/v1/users/{user.id}", json={"is_active": True}, headers=headers)
+    # Reactivated, but the sessions from before stay ended.
+    assert await rest.refresh(pair["refresh"]) == (None, "UNAUTHENTICATED")

@@ -40,11 +40,12 @@ async def test_an_unknown_account_still_costs_a_verification(monkeypatch: pytest
 
 
 def test_access_tokens_round_trip_and_carry_the_registered_claims(settings: Settings) -> None:
-    user_id = uuid.uuid4()
-    token = create_access_token(settings, user_id).token
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+    token = create_access_token(settings, user_id, session_id).token
     claims = jwt.decode(token, options={"verify_signature": False})
-    assert set(claims) == {"sub", "exp", "iat", "nbf", "iss", "aud", "jti", "typ", "scope"}
-    assert decode_access_token(settings, token) == user_id
+    assert set(claims) == {"sub", "exp", "iat", "nbf", "iss", "aud", "jti", "typ", "scope", "sid"}
+    decoded = decode_access_token(settings, token)
+    assert (decoded.user_id, decoded.session_id) == (user_id, session_id)
 
 
 def _forged(settings: Settings, changes: dict[str, object], *, key: str | None = None) -> str:

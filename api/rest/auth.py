@@ -15,6 +15,7 @@ from api.deps import SessionDep, SettingsDep
 from api.errors import Unauthenticated
 from api.problems import PROBLEM_RESPONSES
 from api.services import auth
+from api.services.sessions import Session
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -28,7 +29,7 @@ class TokenOut(BaseModel):
     expires_in: int
 
     @classmethod
-    def of(cls, signed_in: auth.Session) -> "TokenOut":
+    def of(cls, signed_in: Session) -> "TokenOut":
         return cls(
             access_token=signed_in.access.token,
             refresh_token=signed_in.refresh_token,
@@ -50,7 +51,7 @@ def _oauth_error(error: str, description: str) -> JSONResponse:
     return JSONResponse(body, status_code=400, headers=NO_STORE)
 
 
-def _token_response(signed_in: auth.Session) -> JSONResponse:
+def _token_response(signed_in: Session) -> JSONResponse:
     return JSONResponse(TokenOut.of(signed_in).model_dump(), headers=NO_STORE)
 
 

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
 
 from api.db import models
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentCaller, CurrentUser, SessionDep
 from api.ids import to_global_id
 from api.rest.pages import ItemPage, page_response
-from api.services import users
+from api.services import auth, users
 from api.services.commands import (
+    PasswordChange,
     UserAdminUpdate,
     UserCreate,
     UserReplace,
@@ -65,6 +66,12 @@ async def read_me(actor: CurrentUser) -> UserOut:
 async def update_me(body: UserSelfUpdate, actor: CurrentUser, session: SessionDep) -> UserOut:
     """Change one's own email or display name; fields left out stay as they are."""
     return UserOut.from_model(await users.update_me(session, actor, body))
+
+
+@router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+async def change_password(body: PasswordChange, caller: CurrentCaller, session: SessionDep) -> None:
+    """Set a new password (the current one is required); every other session of the account ends."""
+    await auth.change_password(session, caller.user, body, session_id=caller.session_id)
 
 
 @router.get("")

@@ -1,116 +1,89 @@
-"""Sign-in sessions: credentials in, an access token and a rotating refresh token out."""
+"""Sign-in: credentials in, an access token and a rotating refresh token out; password changes."""
 
-import hashlib
-import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.db.models import RefreshToken, User
-from api.db.types import utcnow, uuid7
-from api.errors import RefreshTokenReused, Unauthenticated
-from api.security import AccessToken, InvalidToken, create_access_token, decode_access_token
-from api.services import users
-from api.services.commands import UserCreate
+from api.db.models import User
+from api.db.types import utcnow
+from api.errors import InvalidInput, RefreshTokenReused, Unauthenticated
+from api.security import InvalidToken, decode_access_token, hash_password, verify_password
+from api.services import sessions, users
+from api.services.commands import PasswordChange, UserCreate
+from api.services.sessions import Session
 from api.settings import Settings
 
 INVALID_REFRESH = "Invalid or expired refresh token."
+INVALID_ACCESS = "Invalid or expired access token."
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
-    """What a successful sign-in or refresh hands back."""
+class Caller:
+    """Who sent a request: the account, and the sign-in session its token came from, if any."""
 
     user: User
-    access: AccessToken
-    refresh_token: str
+    session_id: uuid.UUID | None
 
 
 async def login(session: AsyncSession, settings: Settings, email: str, password: str) -> Session:
     """Raises ``InvalidCredentials`` alike for an unknown email, a wrong password or a closed account."""
     user = await users.authenticate(session, email, password)
-    return await _start(session, settings, user)
+    return await sessions.start(session, settings, user)
 
 
 async def register(session: AsyncSession, settings: Settings, data: UserCreate) -> Session:
     """Create an account and sign it in."""
     user = await users.create_user(session, data)
-    return await _start(session, settings, user)
+    return await sessions.start(session, settings, user)
 
 
 async def refresh(session: AsyncSession, settings: Settings, refresh_token: str) -> Session:
     """Exchange a refresh token for a new pair; the old one is spent. A spent token presented again
     revokes its whole family (``RefreshTokenReused``, whose revocation is committed)."""
-    now = utcnow()
-    token = await session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == _digest(refresh_token)).with_for_update()
-    )
-    if token is None or token.expires_at <= now:
+    token = await sessions.find(session, refresh_token, for_update=True)
+    if token is None or token.expires_at <= utcnow():
         raise Unauthenticated(INVALID_REFRESH)
     if token.revoked_at is not None:
         if token.replaced_by is not None:
-            await _revoke_family(session, token.family_id)
+            await sessions.revoke_family(session, token.family_id)
             raise RefreshTokenReused(INVALID_REFRESH)
         raise Unauthenticated(INVALID_REFRESH)
     user = await users.get_active(session, token.user_id)
     if user is None:
         raise Unauthenticated(INVALID_REFRESH)
-    return await _start(session, settings, user, replacing=token)
+    return await sessions.start(session, settings, user, replacing=token)
 
 
 async def logout(session: AsyncSession, refresh_token: str) -> None:
     """End the session the token belongs to. An unknown token is not an error: the outcome the
     caller wants (that token no longer works) holds either way."""
-    family = await session.scalar(
-        select(RefreshToken.family_id).where(RefreshToken.token_hash == _digest(refresh_token))
-    )
-    if family is not None:
-        await _revoke_family(session, family)
+    token = await sessions.find(session, refresh_token)
+    if token is not None:
+        await sessions.revoke_family(session, token.family_id)
 
 
-async def user_for_token(session: AsyncSession, settings: Settings, token: str) -> User:
-    """The account an access token speaks for. A token that does not check out, or whose account is
-    gone or deactivated, is ``Unauthenticated``: bad credentials are refused, never taken as none."""
-    try:
-        user_id = decode_access_token(settings, token)
-    except InvalidToken:
-        raise Unauthenticated("Invalid or expired access token.") from None
-    user = await users.get_active(session, user_id)
-    if user is None:
-        raise Unauthenticated("Invalid or expired access token.")
-    return user
-
-
-def _digest(refresh_token: str) -> str:
-    return hashlib.sha256(refresh_token.encode()).hexdigest()
-
-
-async def _start(
-    session: AsyncSession, settings: Settings, user: User, *, replacing: RefreshToken | None = None
-) -> Session:
-    """A new token pair: a new session, or the next link of ``replacing``'s (which is then spent)."""
-    raw = secrets.token_urlsafe(32)
-    token = RefreshToken(
-        token_hash=_digest(raw),
-        user_id=user.id,
-        family_id=replacing.family_id if replacing else uuid7(),
-        expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl),
-    )
-    session.add(token)
+async def change_password(
+    session: AsyncSession, actor: User | None, data: PasswordChange, *, session_id: uuid.UUID | None
+) -> None:
+    """Set a new password after checking the current one; every other session of the account ends
+    (the caller's own, ``session_id``, goes on)."""
+    user = users.require_user(actor)
+    if not await verify_password(data.current_password, user.password_hash):
+        raise InvalidInput({"current_password": ["This is not the current password."]})
+    user.password_hash = await hash_password(data.new_password)
+    await sessions.revoke_all(session, user.id, keep=session_id)
     await session.flush()
-    if replacing is not None:
-        replacing.revoked_at = utcnow()
-        replacing.replaced_by = token.id
-        await session.flush()
-    return Session(user=user, access=create_access_token(settings, user.id), refresh_token=raw)
 
 
-async def _revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+async def caller_for_token(session: AsyncSession, settings: Settings, token: str) -> Caller:
+    """Whom an access token speaks for. A token that does not check out, or whose account is gone
+    or deactivated, is ``Unauthenticated``: bad credentials are refused, never taken as none."""
+    try:
+        claims = decode_access_token(settings, token)
+    except InvalidToken:
+        raise Unauthenticated(INVALID_ACCESS) from None
+    user = await users.get_active(session, claims.user_id)
+    if user is None:
+        raise Unauthenticated(INVALID_ACCESS)
+    return Caller(user=user, session_id=claims.session_id)

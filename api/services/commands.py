@@ -77,3 +77,8 @@ def build(model: type[C], data: dict[str, Any]) -> C:
         return model.model_validate(data)
     except PydanticValidationError as exc:
         raise InvalidInput(field_messages(exc.errors())) from None
+
+
+class PasswordChange(Command):
+    current_password: Annotated[str, Field(max_length=128)]
+    new_password: Password

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db.models import User
 from api.errors import Conflict, Forbidden, InvalidCredentials, InvalidInput, NotFound, Unauthenticated
 from api.security import hash_password, verify_password
+from api.services import sessions
 from api.services.commands import UserAdminUpdate, UserCreate, UserReplace, UserSelfUpdate
 from api.services.pagination import Page, PageRequest, decode_cursor, page_of
 
@@ -130,6 +131,8 @@ async def update_user(
     changes = data.changes() if isinstance(data, UserAdminUpdate) else data.model_dump()
     if changes.get("is_admin") is False or changes.get("is_active") is False:
         await _keep_an_admin(session, user)
+    if changes.get("is_active") is False:
+        await sessions.revoke_all(session, user.id)
     return await _apply(session, user, changes)
 
 
