@@ -73,7 +73,7 @@ def create_access_token(
     }
     if session_id is not None:
         claims["sid"] = str(session_id)
-    token = jwt.encode(claims, settings.secret_key, algorithm=settings.jwt_algorithm)
+    token = jwt.encode(claims, settings.jwt_signing_key, algorithm=settings.jwt_algorithm)
     return AccessToken(token=token, expires_in=settings.access_token_ttl)
 
 
@@ -92,7 +92,9 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
     try:
         claims = jwt.decode(
             token,
-            settings.secret_key,
+            settings.jwt_verification_key,
+            # One algorithm, pinned: a token may not choose how it is checked (alg "none", or HS256
+            # keyed with our public key, are refused for it).
             algorithms=[settings.jwt_algorithm],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,

@@ -27,7 +27,10 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
     secret_key: str = DEFAULT_SECRET_KEY
-    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "EdDSA"] = "HS256"
+    # PEM keys for RS256 / EdDSA; the HS algorithms sign with SECRET_KEY instead.
+    jwt_private_key: str | None = None
+    jwt_public_key: str | None = None
     jwt_issuer: str = "switchboard"
     jwt_audience: str = "switchboard"
     access_token_ttl: int = Field(default=15 * 60, ge=1, description="seconds")
@@ -46,6 +49,18 @@ class Settings(BaseSettings):
         return self.environment == "production"
 
     @property
+    def asymmetric_jwt(self) -> bool:
+        return not self.jwt_algorithm.startswith("HS")
+
+    @property
+    def jwt_signing_key(self) -> str:
+        return self.jwt_private_key or "" if self.asymmetric_jwt else self.secret_key
+
+    @property
+    def jwt_verification_key(self) -> str:
+        return self.jwt_public_key or "" if self.asymmetric_jwt else self.secret_key
+
+    @property
     def introspection_enabled(self) -> bool:
         """Introspection follows the environment unless set explicitly."""
         if self.graphql_introspection is None:
@@ -57,6 +72,11 @@ class Settings(BaseSettings):
         if len(self.secret_key.encode()) < MIN_SECRET_BYTES:
             raise UnsafeSettingsError(
                 f"SWITCHBOARD_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long"
+            )
+        if self.asymmetric_jwt and not (self.jwt_private_key and self.jwt_public_key):
+            raise UnsafeSettingsError(
+                f"SWITCHBOARD_JWT_ALGORITHM={self.jwt_algorithm} needs SWITCHBOARD_JWT_PRIVATE_KEY and "
+                "SWITCHBOARD_JWT_PUBLIC_KEY (PEM)"
             )
         if self.is_production and self.secret_key == DEFAULT_SECRET_KEY:
             raise UnsafeSettingsError(

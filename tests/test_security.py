@@ -1,10 +1,18 @@
 """Password hashes and access tokens."""
 
+import base64
+import hashlib
+import hmac
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from pydantic import ValidationError
 
 from api import security
 from api.security import (
@@ -88,3 +96,62 @@ def test_an_unsigned_token_is_refused(settings: Settings) -> None:
     token = jwt.encode(valid, key="", algorithm="none")
     with pytest.raises(InvalidToken, match="alg"):
         decode_access_token(settings, token)
+
+
+def _pem_pair(private_key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> tuple[str, str]:
+    private = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private.decode(), public.decode()
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "make_key"),
+    [
+        ("RS256", lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        ("EdDSA", ed25519.Ed25519PrivateKey.generate),
+    ],
+)
+def test_asymmetric_keys_sign_and_verify(algorithm: str, make_key: Any) -> None:
+    private, public = _pem_pair(make_key())
+    settings = Settings(
+        _env_file=None,
+        secret_key="x" * 32,
+        jwt_algorithm=algorithm,
+        jwt_private_key=private,
+        jwt_public_key=public,
+    )
+    user_id = uuid.uuid4()
+    token = create_access_token(settings, user_id).token
+    assert jwt.get_unverified_header(token)["alg"] == algorithm
+    assert decode_access_token(settings, token).user_id == user_id
+    # Algorithm confusion: a token that says HS256 and is keyed with our public key is refused.
+    claims = jwt.decode(token, options={"verify_signature": False})
+    with pytest.raises(InvalidToken, match="alg"):
+        decode_access_token(settings, _hs256(claims, public.encode()))
+
+
+def _hs256(claims: dict[str, Any], key: bytes) -> str:
+    """An HS256 token built by hand (PyJWT rightly refuses to key HMAC with a PEM key)."""
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = part(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    signing_input = f"{header}.{part(json.dumps(claims).encode())}"
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{part(signature)}"
+
+
+def test_an_asymmetric_algorithm_needs_both_keys() -> None:
+    with pytest.raises(ValidationError, match="SWITCHBOARD_JWT_PRIVATE_KEY"):
+        Settings(_env_file=None, jwt_algorithm="RS256")
+
+
+def test_a_refresh_token_is_not_an_access_token(settings: Settings) -> None:
+    """Refresh tokens are opaque random strings, not JWTs: one sent as a bearer token is refused."""
+    with pytest.raises(InvalidToken):
+        decode_access_token(settings, "Zq3x0V1b-not-a-jwt-but-a-refresh-token-AAAAAAAAAAA")
