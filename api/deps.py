@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from api.db.engine import Database
-from api.db.models import User
 from api.errors import Unauthenticated
-from api.services import auth, users
+from api.services import auth
+from api.services.callers import Caller
 from api.settings import Settings
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -61,34 +61,18 @@ bearer_token = _BearerToken(tokenUrl=TOKEN_URL, auto_error=False)
 BearerDep = Annotated[str | None, Depends(bearer_token)]
 
 
-async def get_optional_caller(
-    session: SessionDep, settings: SettingsDep, token: BearerDep
-) -> auth.Caller | None:
+async def get_optional_caller(session: SessionDep, settings: SettingsDep, token: BearerDep) -> Caller | None:
     """Who is calling, or ``None`` without credentials; bad credentials are a 401."""
     return None if token is None else await auth.caller_for_token(session, settings, token)
 
 
-OptionalCaller = Annotated[auth.Caller | None, Depends(get_optional_caller)]
+OptionalCaller = Annotated[Caller | None, Depends(get_optional_caller)]
 
 
-async def get_optional_user(caller: OptionalCaller) -> User | None:
-    return caller.user if caller else None
-
-
-OptionalUser = Annotated[User | None, Depends(get_optional_user)]
-
-
-async def get_current_user(user: OptionalUser) -> User:
-    return users.require_user(user)
-
-
-CurrentUser = Annotated[User, Depends(get_current_user)]
-
-
-async def get_current_caller(caller: OptionalCaller) -> auth.Caller:
+async def get_current_caller(caller: OptionalCaller) -> Caller:
     if caller is None:
         raise Unauthenticated()
     return caller
 
 
-CurrentCaller = Annotated[auth.Caller, Depends(get_current_caller)]
+CurrentCaller = Annotated[Caller, Depends(get_current_caller)]

@@ -1,9 +1,9 @@
 """Resolvers of sign-in."""
 
-from api.errors import Unauthenticated
 from api.services import auth
 from api.services.commands import PasswordChange, build
 from resolvers.context import Info
+from resolvers.users import signed_in
 from schema.auth import AuthPayload
 from schema.users import RegisterInput
 
@@ -29,9 +29,7 @@ async def logout(info: Info, refresh_token: str) -> bool:
 
 
 async def change_password(info: Info, current_password: str, new_password: str) -> bool:
-    caller = info.context.caller
-    if caller is None:  # checked before the arguments, in the order REST's dependencies do it
-        raise Unauthenticated()
+    caller = signed_in(info)
     data = build(PasswordChange, {"current_password": current_password, "new_password": new_password})
-    await auth.change_password(info.context.session, caller.user, data, session_id=caller.session_id)
+    await auth.change_password(info.context.session, caller, data)
     return True

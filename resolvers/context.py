@@ -6,9 +6,8 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
 
-from api.db.models import User
 from api.errors import Unauthenticated
-from api.services.auth import Caller
+from api.services.callers import Caller
 from api.settings import Settings
 from resolvers.loaders import Loaders
 
@@ -29,7 +28,7 @@ class Context(BaseContext):
         self.settings = settings
         self._caller = caller
         self._refusal = refusal
-        self.loaders = Loaders(session, lambda: self.user)
+        self.loaders = Loaders(session, lambda: self.caller)
 
     @property
     def caller(self) -> Caller | None:
@@ -39,11 +38,6 @@ class Context(BaseContext):
         if self._refusal is not None:
             raise Unauthenticated(self._refusal.message)
         return self._caller
-
-    @property
-    def user(self) -> User | None:
-        caller = self.caller
-        return caller.user if caller else None
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

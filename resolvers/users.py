@@ -4,10 +4,10 @@ import uuid
 
 import strawberry
 
-from api.db import models
-from api.errors import InvalidInput
+from api.errors import InvalidInput, Unauthenticated
 from api.ids import from_global_id
 from api.services import users
+from api.services.callers import Caller
 from api.services.commands import build
 from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
 from resolvers.context import Info
@@ -23,19 +23,22 @@ def user_key(global_id: strawberry.ID) -> uuid.UUID:
     return decoded[1]
 
 
-def signed_in(info: Info) -> models.User:
-    """The caller, checked before the arguments are, in the order REST's ``CurrentUser`` does it."""
-    return users.require_user(info.context.user)
+def signed_in(info: Info) -> Caller:
+    """The caller, checked before the arguments are, in the order REST's ``CurrentCaller`` does it."""
+    caller = info.context.caller
+    if caller is None:
+        raise Unauthenticated()
+    return caller
 
 
 async def me(info: Info) -> User | None:
-    user = info.context.user
-    return User.from_model(user) if user is not None else None
+    caller = info.context.caller
+    return User.from_model(users.me(caller)) if caller is not None else None
 
 
 async def user(info: Info, id: strawberry.ID) -> User | None:
-    viewer = signed_in(info)
-    return User.from_model(await users.get_user(info.context.session, viewer, user_key(id)))
+    caller = signed_in(info)
+    return User.from_model(await users.get_user(info.context.session, caller, user_key(id)))
 
 
 async def users_page(
@@ -46,22 +49,22 @@ async def users_page(
 ) -> UserConnection:
     ctx = info.context
     page = build(PageRequest, {"first": first, "after": after})
-    result = await users.list_users(ctx.session, ctx.user, page, search=search)
+    result = await users.list_users(ctx.session, ctx.caller, page, search=search)
     return connection_of(result, User.from_model)
 
 
 async def update_me(info: Info, input: UpdateMeInput) -> User:
     ctx = info.context
-    return User.from_model(await users.update_me(ctx.session, ctx.user, input.to_command()))
+    return User.from_model(await users.update_me(ctx.session, ctx.caller, input.to_command()))
 
 
 async def update_user(info: Info, id: strawberry.ID, input: UpdateUserInput) -> User:
-    viewer = signed_in(info)
-    row = await users.update_user(info.context.session, viewer, user_key(id), input.to_command())
+    caller = signed_in(info)
+    row = await users.update_user(info.context.session, caller, user_key(id), input.to_command())
     return User.from_model(row)
 
 
 async def delete_user(info: Info, id: strawberry.ID) -> bool:
-    viewer = signed_in(info)
-    await users.delete_user(info.context.session, viewer, user_key(id))
+    caller = signed_in(info)
+    await users.delete_user(info.context.session, caller, user_key(id))
     return True

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
 
 from api.db import models
-from api.deps import CurrentCaller, CurrentUser, SessionDep
+from api.deps import CurrentCaller, SessionDep
 from api.ids import to_global_id
 from api.rest.pages import ItemPage, page_response
 from api.services import auth, users
@@ -57,27 +57,27 @@ async def register(body: UserCreate, session: SessionDep, request: Request, resp
 
 
 @router.get("/me")
-async def read_me(actor: CurrentUser) -> UserOut:
+async def read_me(caller: CurrentCaller) -> UserOut:
     """The signed-in user."""
-    return UserOut.from_model(actor)
+    return UserOut.from_model(users.me(caller))
 
 
 @router.patch("/me")
-async def update_me(body: UserSelfUpdate, actor: CurrentUser, session: SessionDep) -> UserOut:
+async def update_me(body: UserSelfUpdate, caller: CurrentCaller, session: SessionDep) -> UserOut:
     """Change one's own email or display name; fields left out stay as they are."""
-    return UserOut.from_model(await users.update_me(session, actor, body))
+    return UserOut.from_model(await users.update_me(session, caller, body))
 
 
 @router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)
 async def change_password(body: PasswordChange, caller: CurrentCaller, session: SessionDep) -> None:
     """Set a new password (the current one is required); every other session of the account ends."""
-    await auth.change_password(session, caller.user, body, session_id=caller.session_id)
+    await auth.change_password(session, caller, body)
 
 
 @router.get("")
 async def list_users(
     request: Request,
-    actor: CurrentUser,
+    caller: CurrentCaller,
     session: SessionDep,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
@@ -85,33 +85,33 @@ async def list_users(
     search: str | None = None,
 ) -> ItemPage[UserOut]:
     """Every account, oldest first (admin); follow ``next_cursor`` or the ``Link`` header."""
-    page = await users.list_users(session, actor, PageRequest(first=limit, after=cursor), search=search)
+    page = await users.list_users(session, caller, PageRequest(first=limit, after=cursor), search=search)
     return page_response(request, response, page, UserOut.from_model)
 
 
 @router.get("/{user_id}")
-async def read_user(user_id: uuid.UUID, actor: CurrentUser, session: SessionDep) -> UserOut:
+async def read_user(user_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> UserOut:
     """Oneself, or anyone for an admin."""
-    return UserOut.from_model(await users.get_user(session, actor, user_id))
+    return UserOut.from_model(await users.get_user(session, caller, user_id))
 
 
 @router.patch("/{user_id}")
 async def update_user(
-    user_id: uuid.UUID, body: UserAdminUpdate, actor: CurrentUser, session: SessionDep
+    user_id: uuid.UUID, body: UserAdminUpdate, caller: CurrentCaller, session: SessionDep
 ) -> UserOut:
     """Change some of an account's fields (admin)."""
-    return UserOut.from_model(await users.update_user(session, actor, user_id, body))
+    return UserOut.from_model(await users.update_user(session, caller, user_id, body))
 
 
 @router.put("/{user_id}")
 async def replace_user(
-    user_id: uuid.UUID, body: UserReplace, actor: CurrentUser, session: SessionDep
+    user_id: uuid.UUID, body: UserReplace, caller: CurrentCaller, session: SessionDep
 ) -> UserOut:
     """Set all of an account's admin-managed fields at once (admin)."""
-    return UserOut.from_model(await users.update_user(session, actor, user_id, body))
+    return UserOut.from_model(await users.update_user(session, caller, user_id, body))
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user_id: uuid.UUID, actor: CurrentUser, session: SessionDep) -> None:
+async def delete_user(user_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> None:
     """Delete one's own account, or any (admin)."""
-    await users.delete_user(session, actor, user_id)
+    await users.delete_user(session, caller, user_id)

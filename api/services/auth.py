@@ -1,29 +1,18 @@
 """Sign-in: credentials in, an access token and a rotating refresh token out; password changes."""
 
-import uuid
-from dataclasses import dataclass
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.db.models import User
 from api.db.types import utcnow
 from api.errors import InvalidInput, RefreshTokenReused, Unauthenticated
 from api.security import InvalidToken, decode_access_token, hash_password, verify_password
 from api.services import sessions, users
+from api.services.callers import Caller, require_password_session
 from api.services.commands import PasswordChange, UserCreate
 from api.services.sessions import Session
 from api.settings import Settings
 
 INVALID_REFRESH = "Invalid or expired refresh token."
 INVALID_ACCESS = "Invalid or expired access token."
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who sent a request: the account, and the sign-in session its token came from, if any."""
-
-    user: User
-    session_id: uuid.UUID | None
 
 
 async def login(session: AsyncSession, settings: Settings, email: str, password: str) -> Session:
@@ -63,16 +52,14 @@ async def logout(session: AsyncSession, refresh_token: str) -> None:
         await sessions.revoke_family(session, token.family_id)
 
 
-async def change_password(
-    session: AsyncSession, actor: User | None, data: PasswordChange, *, session_id: uuid.UUID | None
-) -> None:
+async def change_password(session: AsyncSession, actor: Caller | None, data: PasswordChange) -> None:
     """Set a new password after checking the current one; every other session of the account ends
-    (the caller's own, ``session_id``, goes on)."""
-    user = users.require_user(actor)
+    (the caller's own goes on)."""
+    user = require_password_session(actor)
     if not await verify_password(data.current_password, user.password_hash):
         raise InvalidInput({"current_password": ["This is not the current password."]})
     user.password_hash = await hash_password(data.new_password)
-    await sessions.revoke_all(session, user.id, keep=session_id)
+    await sessions.revoke_all(session, user.id, keep=actor.session_id if actor else None)
     await session.flush()
 
 

@@ -9,27 +9,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.models import User
-from api.errors import Conflict, Forbidden, InvalidCredentials, InvalidInput, NotFound, Unauthenticated
+from api.errors import Conflict, Forbidden, InvalidCredentials, InvalidInput, NotFound
 from api.security import hash_password, verify_password
 from api.services import sessions
+from api.services.callers import Caller, require, require_admin
 from api.services.commands import UserAdminUpdate, UserCreate, UserReplace, UserSelfUpdate
 from api.services.pagination import Page, PageRequest, decode_cursor, page_of
 
 EMAIL_TAKEN = "An account with this email already exists."
 MAX_SEARCH_LENGTH = 320
-
-
-def require_user(actor: User | None) -> User:
-    if actor is None:
-        raise Unauthenticated()
-    return actor
-
-
-def require_admin(actor: User | None) -> User:
-    user = require_user(actor)
-    if not user.is_admin:
-        raise Forbidden("Only an administrator may do this.")
-    return user
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
@@ -67,22 +55,27 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     return user
 
 
+def me(actor: Caller | None) -> User:
+    """The calling account."""
+    return require(actor, "users:read")
+
+
 async def get_users(
-    session: AsyncSession, actor: User | None, user_ids: Sequence[uuid.UUID]
+    session: AsyncSession, actor: Caller | None, user_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, User]:
     """The users among ``user_ids`` that ``actor`` may see: themself, or anyone for an admin, in at
     most one query. Others are left out whether they exist or not, so nothing is revealed."""
-    viewer = require_user(actor)
+    viewer = require(actor, "users:read")
     wanted = set(user_ids)
     visible = {viewer.id: viewer} if viewer.id in wanted else {}
     others = wanted - visible.keys()
-    if viewer.is_admin and others:
+    if others and viewer.is_admin and actor and actor.allows("admin"):
         rows = await session.scalars(select(User).where(User.id.in_(others)))
         visible.update((row.id, row) for row in rows)
     return visible
 
 
-async def get_user(session: AsyncSession, actor: User | None, user_id: uuid.UUID) -> User:
+async def get_user(session: AsyncSession, actor: Caller | None, user_id: uuid.UUID) -> User:
     """A user as ``actor`` may see it (``get_users``' rule); any other is ``NotFound``."""
     user = (await get_users(session, actor, [user_id])).get(user_id)
     if user is None:
@@ -91,11 +84,11 @@ async def get_user(session: AsyncSession, actor: User | None, user_id: uuid.UUID
 
 
 async def list_users(
-    session: AsyncSession, actor: User | None, page: PageRequest, *, search: str | None = None
+    session: AsyncSession, actor: Caller | None, page: PageRequest, *, search: str | None = None
 ) -> Page[User]:
     """All accounts in creation order (admin only), optionally those whose email or name contains
     ``search`` (case-insensitive)."""
-    require_admin(actor)
+    require_admin(actor, "users:read")
     if search is not None and len(search) > MAX_SEARCH_LENGTH:
         raise InvalidInput({"search": [f"At most {MAX_SEARCH_LENGTH} characters."]})
     query = select(User).order_by(User.id).limit(page.first + 1)
@@ -112,19 +105,19 @@ async def list_users(
     return page_of((await session.scalars(query)).all(), page.first)
 
 
-async def update_me(session: AsyncSession, actor: User | None, data: UserSelfUpdate) -> User:
+async def update_me(session: AsyncSession, actor: Caller | None, data: UserSelfUpdate) -> User:
     """Change one's own email or display name. Raises ``Conflict`` when the new email is taken."""
-    return await _apply(session, require_user(actor), data.changes())
+    return await _apply(session, require(actor, "users:write"), data.changes())
 
 
 async def update_user(
     session: AsyncSession,
-    actor: User | None,
+    actor: Caller | None,
     user_id: uuid.UUID,
     data: UserAdminUpdate | UserReplace,
 ) -> User:
     """An admin's change to any account: a partial update, or a full replacement with ``UserReplace``."""
-    require_admin(actor)
+    require_admin(actor, "users:write")
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
@@ -136,11 +129,14 @@ async def update_user(
     return await _apply(session, user, changes)
 
 
-async def delete_user(session: AsyncSession, actor: User | None, user_id: uuid.UUID) -> None:
+async def delete_user(session: AsyncSession, actor: Caller | None, user_id: uuid.UUID) -> None:
     """Delete an account: one's own, or anyone's for an admin."""
-    viewer = require_user(actor)
-    if user_id != viewer.id and not viewer.is_admin:
-        raise Forbidden("You may only delete your own account.")
+    viewer = require(actor, "users:write")
+    if user_id != viewer.id:
+        try:
+            require_admin(actor)
+        except Forbidden:
+            raise Forbidden("You may only delete your own account.") from None
     user = viewer if user_id == viewer.id else await session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")

@@ -1,0 +1,50 @@
+"""Who is calling, and what they may do: the checks every service starts with.
+
+A caller signed in with a password (an access token) may do all that their account may. A caller
+using an API key may do only what the key's scopes allow, on top of that.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from api.db.models import User
+from api.errors import Forbidden, Unauthenticated
+
+SCOPES = frozenset({"users:read", "users:write", "fetch", "admin"})
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    user: User
+    session_id: uuid.UUID | None = None  # the sign-in session an access token came from
+    scopes: frozenset[str] | None = None  # an API key's scopes; None for a signed-in user
+
+    def allows(self, scope: str) -> bool:
+        return self.scopes is None or scope in self.scopes
+
+
+def require(caller: Caller | None, *scopes: str) -> User:
+    """The calling account, if there is one and its credential carries ``scopes``."""
+    if caller is None:
+        raise Unauthenticated()
+    missing = sorted(scope for scope in scopes if not caller.allows(scope))
+    if missing:
+        raise Forbidden(f"This API key lacks the scope {', '.join(missing)}.")
+    return caller.user
+
+
+def require_admin(caller: Caller | None, *scopes: str) -> User:
+    """An administrator (with the ``admin`` scope too, when calling with an API key)."""
+    user = require(caller, *scopes)
+    if not user.is_admin or not caller or not caller.allows("admin"):
+        raise Forbidden("Only an administrator may do this.")
+    return user
+
+
+def require_password_session(caller: Caller | None) -> User:
+    """Signed in with a password: managing credentials is not for API keys (a leaked key must not be
+    able to mint more keys or change the password)."""
+    user = require(caller)
+    if caller is not None and caller.scopes is not None:
+        raise Forbidden("Sign in with a password to manage credentials.")
+    return user
