@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
@@ -15,6 +15,7 @@ from api.services.callers import Caller
 from api.settings import Settings
 
 TOKEN_URL = "/api/v1/auth/token"
+API_KEY_HEADER = "X-API-Key"
 
 
 async def get_app_settings(connection: HTTPConnection) -> Settings:
@@ -58,12 +59,27 @@ class _BearerToken(OAuth2PasswordBearer):
 bearer_token = _BearerToken(tokenUrl=TOKEN_URL, auto_error=False)
 
 
+class _ApiKey(APIKeyHeader):
+    """The ``X-API-Key`` header (on HTTP requests and WebSockets alike), declared for OpenAPI."""
+
+    async def __call__(self, connection: HTTPConnection) -> str | None:
+        return connection.headers.get(API_KEY_HEADER) or None
+
+
+api_key_header = _ApiKey(name=API_KEY_HEADER, auto_error=False)
+
+
 BearerDep = Annotated[str | None, Depends(bearer_token)]
 
 
-async def get_optional_caller(session: SessionDep, settings: SettingsDep, token: BearerDep) -> Caller | None:
+ApiKeyDep = Annotated[str | None, Depends(api_key_header)]
+
+
+async def get_optional_caller(
+    session: SessionDep, settings: SettingsDep, bearer: BearerDep, api_key: ApiKeyDep
+) -> Caller | None:
     """Who is calling, or ``None`` without credentials; bad credentials are a 401."""
-    return None if token is None else await auth.caller_for_token(session, settings, token)
+    return await auth.identify(session, settings, bearer=bearer, api_key=api_key)
 
 
 OptionalCaller = Annotated[Caller | None, Depends(get_optional_caller)]

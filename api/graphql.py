@@ -14,7 +14,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from api.deps import BearerDep, SessionDep, SettingsDep
+from api.deps import ApiKeyDep, BearerDep, SessionDep, SettingsDep
 from api.errors import Unauthenticated
 from api.logs import request_id_var
 from api.services import auth
@@ -25,10 +25,12 @@ from schema.root import Schema
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
-async def get_context(session: SessionDep, settings: SettingsDep, token: BearerDep) -> Context:
+async def get_context(
+    session: SessionDep, settings: SettingsDep, bearer: BearerDep, api_key: ApiKeyDep
+) -> Context:
     """The context of one operation, from the same dependencies and service the REST routes use."""
     try:
-        caller = None if token is None else await auth.caller_for_token(session, settings, token)
+        caller = await auth.identify(session, settings, bearer=bearer, api_key=api_key)
     except Unauthenticated as refusal:
         return Context(session=session, caller=None, settings=settings, refusal=refusal)
     return Context(session=session, caller=caller, settings=settings)

@@ -37,6 +37,7 @@ async def test_root_redirects_to_graphiql(client: httpx2.AsyncClient) -> None:
 
 async def test_swagger_ui_signs_in_through_the_token_endpoint(client: httpx2.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
-    (scheme,) = spec["components"]["securitySchemes"].values()
-    assert scheme["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+    schemes = {s["type"]: s for s in spec["components"]["securitySchemes"].values()}
+    assert schemes["oauth2"]["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+    assert (schemes["apiKey"]["in"], schemes["apiKey"]["name"]) == ("header", "X-API-Key")
     assert (await client.get("/docs")).status_code == 200

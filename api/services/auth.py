@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db.types import utcnow
 from api.errors import InvalidInput, RefreshTokenReused, Unauthenticated
 from api.security import InvalidToken, decode_access_token, hash_password, verify_password
-from api.services import sessions, users
+from api.services import api_keys, sessions, users
 from api.services.callers import Caller, require_password_session
 from api.services.commands import PasswordChange, UserCreate
 from api.services.sessions import Session
@@ -61,6 +61,18 @@ async def change_password(session: AsyncSession, actor: Caller | None, data: Pas
     user.password_hash = await hash_password(data.new_password)
     await sessions.revoke_all(session, user.id, keep=actor.session_id if actor else None)
     await session.flush()
+
+
+async def identify(
+    session: AsyncSession, settings: Settings, *, bearer: str | None, api_key: str | None
+) -> Caller | None:
+    """The caller behind a request's credentials (an access token, else an API key); ``None``
+    without any. Credentials that do not check out are ``Unauthenticated``."""
+    if bearer is not None:
+        return await caller_for_token(session, settings, bearer)
+    if api_key is not None:
+        return await api_keys.caller_for_api_key(session, api_key)
+    return None
 
 
 async def caller_for_token(session: AsyncSession, settings: Settings, token: str) -> Caller:

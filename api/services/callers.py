@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from api.db.models import User
 from api.errors import Forbidden, Unauthenticated
 
-SCOPES = frozenset({"users:read", "users:write", "fetch", "admin"})
-
 
 @dataclass(frozen=True, slots=True)
 class Caller:

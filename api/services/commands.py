@@ -3,7 +3,7 @@
 A validation rule is written once, here, and both transports enforce it by building these models.
 """
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -20,6 +20,7 @@ from api.errors import InvalidInput, field_messages
 Email = Annotated[EmailStr, AfterValidator(str.lower)]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Scope = Literal["users:read", "users:write", "fetch", "admin"]
 
 T = TypeVar("T")
 
@@ -82,3 +83,8 @@ def build(model: type[C], data: dict[str, Any]) -> C:
 class PasswordChange(Command):
     current_password: Annotated[str, Field(max_length=128)]
     new_password: Password
+
+
+class ApiKeyCreate(Command):
+    name: DisplayName
+    scopes: Annotated[list[Scope], Field(min_length=1)]
