@@ -2,8 +2,11 @@
 
 import strawberry
 
+from api.errors import NotFound
 from api.ids import from_global_id
+from api.services import api_keys
 from resolvers.context import Info
+from schema.api_keys import ApiKey
 from schema.base import Node
 from schema.users import User
 
@@ -17,4 +20,11 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     if type_name == "User":
         row = await info.context.loaders.users.load(key)
         return User.from_model(row) if row is not None else None
+    if type_name == "ApiKey":
+        try:
+            return ApiKey.from_model(
+                await api_keys.get_api_key(info.context.session, info.context.caller, key)
+            )
+        except NotFound:
+            return None
     return None

@@ -15,7 +15,8 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from api.settings import Settings
-from resolvers import auth, nodes, users
+from resolvers import api_keys, auth, nodes, users
+from schema.api_keys import ApiKey, ApiKeyPayload
 from schema.auth import AuthPayload
 from schema.base import Node
 from schema.errors import ErrorRendering, log_unexpected
@@ -29,6 +30,7 @@ class Query:
     node: Node | None = strawberry.field(resolver=nodes.node)
     me: User | None = strawberry.field(resolver=users.me, description="The signed-in user.")
     user: User | None = strawberry.field(resolver=users.user, description="Oneself, or anyone for an admin.")
+    api_keys: list[ApiKey] = strawberry.field(resolver=api_keys.api_keys_list, description="The caller's.")
     users: UserConnection = strawberry.field(
         resolver=users.users_page, description="Every account, oldest first (admin)."
     )
@@ -51,6 +53,8 @@ class Mutation:
     update_user: User = strawberry.mutation(
         resolver=users.update_user, description="Change any account (admin)."
     )
+    create_api_key: ApiKeyPayload = strawberry.mutation(resolver=api_keys.create_api_key)
+    revoke_api_key: bool = strawberry.mutation(resolver=api_keys.revoke_api_key)
     delete_user: bool = strawberry.mutation(
         resolver=users.delete_user, description="Delete one's own account, or any (admin)."
     )
@@ -80,7 +84,7 @@ def build_schema(settings: Settings) -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        types=[User],
+        types=[User, ApiKey],
         extensions=extensions,
         execution_context_class=LeafShortcutExecutor,
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),
