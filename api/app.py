@@ -13,6 +13,7 @@ from api.graphql import GraphQLApp
 from api.logs import configure_logging
 from api.middleware import MethodsMiddleware, RequestIdMiddleware
 from api.problems import install_error_handlers
+from api.ratelimit import limiter_for
 from api.rest import system
 from api.security import prepare_dummy_hash
 from api.settings import Settings, get_settings
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
         )
+        app.state.limiter = limiter_for(app.state.database)
         await prepare_dummy_hash()
         try:
             yield

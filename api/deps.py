@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from api.db.engine import Database
 from api.errors import Unauthenticated
+from api.ratelimit import Limiter
 from api.services import auth
 from api.services.callers import Caller
 from api.settings import Settings
@@ -28,7 +29,19 @@ async def get_database(connection: HTTPConnection) -> Database:
     return database
 
 
+async def get_limiter(connection: HTTPConnection) -> Limiter:
+    limiter: Limiter = connection.app.state.limiter
+    return limiter
+
+
+async def get_client_address(connection: HTTPConnection) -> str:
+    """The client's address (behind a proxy, uvicorn's --proxy-headers puts the real one here)."""
+    return connection.client.host if connection.client else "unknown"
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+LimiterDep = Annotated[Limiter, Depends(get_limiter)]
+ClientAddressDep = Annotated[str, Depends(get_client_address)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 

@@ -73,6 +73,19 @@ class RefreshTokenReused(Unauthenticated):
     keeps_changes = True
 
 
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, retry_after: float, message: str | None = None) -> None:
+        self.retry_after = max(1, round(retry_after))
+        super().__init__(message or f"Too many attempts; try again in {self.retry_after} s.")
+
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self.code, "retryAfter": self.retry_after}
+
+
 class InvalidCredentials(Unauthenticated):
     """Login failed; the same answer whether the account is unknown or the password wrong."""
 

@@ -14,7 +14,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from api.deps import ApiKeyDep, BearerDep, SessionDep, SettingsDep
+from api.deps import ApiKeyDep, BearerDep, ClientAddressDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import Unauthenticated
 from api.logs import request_id_var
 from api.services import auth
@@ -26,14 +26,20 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
 async def get_context(
-    session: SessionDep, settings: SettingsDep, bearer: BearerDep, api_key: ApiKeyDep
+    session: SessionDep,
+    settings: SettingsDep,
+    bearer: BearerDep,
+    api_key: ApiKeyDep,
+    limiter: LimiterDep,
+    client: ClientAddressDep,
 ) -> Context:
     """The context of one operation, from the same dependencies and service the REST routes use."""
+    attempt = auth.Attempt(limiter, client)
     try:
         caller = await auth.identify(session, settings, bearer=bearer, api_key=api_key)
     except Unauthenticated as refusal:
-        return Context(session=session, caller=None, settings=settings, refusal=refusal)
-    return Context(session=session, caller=caller, settings=settings)
+        return Context(session=session, caller=None, settings=settings, attempt=attempt, refusal=refusal)
+    return Context(session=session, caller=caller, settings=settings, attempt=attempt)
 
 
 def _accepts_graphql_response(request: Request) -> bool:

@@ -20,6 +20,7 @@ from api.errors import (
     INTERNAL_ERROR_MESSAGE,
     DomainError,
     InvalidInput,
+    RateLimited,
     Unauthenticated,
     field_messages,
 )
@@ -94,8 +95,10 @@ def problem(
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    extra = {"errors": exc.fields} if isinstance(exc, InvalidInput) else None
+    extra: dict[str, Any] | None = {"errors": exc.fields} if isinstance(exc, InvalidInput) else None
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    if isinstance(exc, RateLimited):
+        extra, headers = {"retry_after": exc.retry_after}, {"Retry-After": str(exc.retry_after)}
     return problem(request, exc.status, exc.code, exc.message, extra=extra, headers=headers)
 
 

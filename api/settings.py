@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     jwt_audience: str = "switchboard"
     access_token_ttl: int = Field(default=15 * 60, ge=1, description="seconds")
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=1, description="seconds")
+    # Attempts per window (seconds): sign-in per account and per client address, sign-up per address.
+    rate_limit_login_per_account: int = Field(default=10, ge=1)
+    rate_limit_login_per_address: int = Field(default=50, ge=1)
+    rate_limit_login_window: int = Field(default=15 * 60, ge=1)
+    rate_limit_register_per_address: int = Field(default=10, ge=1)
+    rate_limit_register_window: int = Field(default=3600, ge=1)
     cors_origins: list[str] = []
     allowed_hosts: list[str] = ["*"]
     graphql_introspection: bool | None = None

@@ -10,12 +10,13 @@ from schema.users import RegisterInput
 
 async def register(info: Info, input: RegisterInput) -> AuthPayload:
     ctx = info.context
-    return AuthPayload.from_session(await auth.register(ctx.session, ctx.settings, input.to_command()))
+    signed_in = await auth.register(ctx.session, ctx.settings, ctx.attempt, input.to_command())
+    return AuthPayload.from_session(signed_in)
 
 
 async def login(info: Info, email: str, password: str) -> AuthPayload:
     ctx = info.context
-    return AuthPayload.from_session(await auth.login(ctx.session, ctx.settings, email, password))
+    return AuthPayload.from_session(await auth.login(ctx.session, ctx.settings, ctx.attempt, email, password))
 
 
 async def refresh_token(info: Info, refresh_token: str) -> AuthPayload:

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
 
 from api.errors import Unauthenticated
+from api.services.auth import Attempt
 from api.services.callers import Caller
 from api.settings import Settings
 from resolvers.loaders import Loaders
@@ -21,11 +22,13 @@ class Context(BaseContext):
         session: AsyncSession,
         caller: Caller | None,
         settings: Settings,
+        attempt: Attempt,
         refusal: Unauthenticated | None = None,
     ) -> None:
         super().__init__()
         self.session = session
         self.settings = settings
+        self.attempt = attempt
         self._caller = caller
         self._refusal = refusal
         self.loaders = Loaders(session, lambda: self.caller)

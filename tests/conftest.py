@@ -7,6 +7,7 @@ PostgreSQL when ``SWITCHBOARD_TEST_POSTGRES_URL`` is set.
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -77,9 +78,22 @@ async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
         await transaction.rollback()
 
 
+def settings_for_tests(**overrides: Any) -> Settings:
+    """Settings for a test: its own secret, and rate limits no ordinary test reaches (the throttling
+    tests set their own)."""
+    values: dict[str, Any] = {
+        "secret_key": TEST_SECRET,
+        "database_url": "sqlite+aiosqlite:///:memory:",
+        "rate_limit_login_per_account": 10_000,
+        "rate_limit_login_per_address": 10_000,
+        "rate_limit_register_per_address": 10_000,
+    }
+    return Settings(_env_file=None, **(values | overrides))
+
+
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(_env_file=None, secret_key=TEST_SECRET, database_url="sqlite+aiosqlite:///:memory:")
+    return settings_for_tests()
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import httpx2
 from api import migrations
 from api.app import create_app
 from api.db.engine import create_engine
-from api.settings import Settings
-from tests.conftest import TEST_SECRET
+from tests.conftest import settings_for_tests
 from tests.factories import PASSWORD
 
 
@@ -22,7 +21,7 @@ async def test_concurrent_registrations_on_sqlite_all_succeed(tmp_path: Path) ->
         await connection.run_sync(migrations.upgrade)
     await engine.dispose()
 
-    app = create_app(Settings(_env_file=None, database_url=url, secret_key=TEST_SECRET))
+    app = create_app(settings_for_tests(database_url=url))
     async with app.router.lifespan_context(app):
         transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db.base import Entity
+from api.db.base import Base, Entity
 from api.db.types import UTCDateTime, utcnow
 
 
@@ -53,3 +53,13 @@ class ApiKey(Entity):
     scopes: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RateLimitWindow(Base):
+    """A fixed-window counter, shared by every worker when the database is PostgreSQL."""
+
+    __tablename__ = "rate_limit_windows"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    hits: Mapped[int]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import ClientAddressDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import Unauthenticated
 from api.problems import PROBLEM_RESPONSES
 from api.services import auth
@@ -63,6 +63,8 @@ def _token_response(signed_in: Session) -> JSONResponse:
 async def token(
     session: SessionDep,
     settings: SettingsDep,
+    limiter: LimiterDep,
+    client: ClientAddressDep,
     grant_type: Annotated[str | None, Form()] = None,
     username: Annotated[str | None, Form(description="The account's email.")] = None,
     password: Annotated[str | None, Form(json_schema_extra={"format": "password"})] = None,
@@ -81,7 +83,8 @@ async def token(
     if not username or not password:
         return _oauth_error("invalid_request", "username and password are required.")
     try:
-        return _token_response(await auth.login(session, settings, username, password))
+        attempt = auth.Attempt(limiter, client)
+        return _token_response(await auth.login(session, settings, attempt, username, password))
     except Unauthenticated as exc:
         return _oauth_error("invalid_grant", exc.message)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
 
 from api.db import models
-from api.deps import CurrentCaller, SessionDep
+from api.deps import ClientAddressDep, CurrentCaller, LimiterDep, SessionDep, SettingsDep
 from api.ids import to_global_id
 from api.rest.pages import ItemPage, page_response
 from api.services import auth, users
@@ -49,9 +49,17 @@ class UserOut(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def register(body: UserCreate, session: SessionDep, request: Request, response: Response) -> UserOut:
+async def register(
+    body: UserCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    client: ClientAddressDep,
+    request: Request,
+    response: Response,
+) -> UserOut:
     """Register an account; sign in with ``POST /api/v1/auth/token``."""
-    user = await users.create_user(session, body)
+    user = await auth.sign_up(session, settings, auth.Attempt(limiter, client), body)
     response.headers["Location"] = str(request.url_for("read_user", user_id=user.id))
     return UserOut.from_model(user)
 

@@ -1,9 +1,13 @@
 """Sign-in: credentials in, an access token and a rotating refresh token out; password changes."""
 
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.db.models import User
 from api.db.types import utcnow
-from api.errors import InvalidInput, RefreshTokenReused, Unauthenticated
+from api.errors import InvalidInput, RateLimited, RefreshTokenReused, Unauthenticated
+from api.ratelimit import Limit, Limiter
 from api.security import InvalidToken, decode_access_token, hash_password, verify_password
 from api.services import api_keys, sessions, users
 from api.services.callers import Caller, require_password_session
@@ -15,16 +19,46 @@ INVALID_REFRESH = "Invalid or expired refresh token."
 INVALID_ACCESS = "Invalid or expired access token."
 
 
-async def login(session: AsyncSession, settings: Settings, email: str, password: str) -> Session:
-    """Raises ``InvalidCredentials`` alike for an unknown email, a wrong password or a closed account."""
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """Where a sign-in or sign-up comes from, and the limiter that counts them."""
+
+    limiter: Limiter
+    client: str
+
+
+async def login(
+    session: AsyncSession, settings: Settings, attempt: Attempt, email: str, password: str
+) -> Session:
+    """Raises ``InvalidCredentials`` alike for an unknown email, a wrong password or a closed account,
+    and ``RateLimited`` past the attempts allowed per account and per client address (every attempt
+    counts, each login of a GraphQL document on its own)."""
+    window = settings.rate_limit_login_window
+    await _throttle(
+        attempt.limiter,
+        (f"login:account:{email.strip().lower()}", Limit(settings.rate_limit_login_per_account, window)),
+        (f"login:address:{attempt.client}", Limit(settings.rate_limit_login_per_address, window)),
+    )
     user = await users.authenticate(session, email, password)
     return await sessions.start(session, settings, user)
 
 
-async def register(session: AsyncSession, settings: Settings, data: UserCreate) -> Session:
-    """Create an account and sign it in."""
-    user = await users.create_user(session, data)
-    return await sessions.start(session, settings, user)
+async def sign_up(session: AsyncSession, settings: Settings, attempt: Attempt, data: UserCreate) -> User:
+    """Create an account; ``RateLimited`` past the sign-ups allowed per client address."""
+    limit = Limit(settings.rate_limit_register_per_address, settings.rate_limit_register_window)
+    await _throttle(attempt.limiter, (f"register:address:{attempt.client}", limit))
+    return await users.create_user(session, data)
+
+
+async def register(session: AsyncSession, settings: Settings, attempt: Attempt, data: UserCreate) -> Session:
+    """Create an account (``sign_up``) and sign it in."""
+    return await sessions.start(session, settings, await sign_up(session, settings, attempt, data))
+
+
+async def _throttle(limiter: Limiter, *checks: tuple[str, Limit]) -> None:
+    waits = [wait for key, limit in checks if (wait := await limiter.hit(key, limit)) is not None]
+    if waits:
+        raise RateLimited(max(waits))
 
 
 async def refresh(session: AsyncSession, settings: Settings, refresh_token: str) -> Session:

@@ -1,0 +1,80 @@
+"""Fixed-window rate limiting: in the process by default, in PostgreSQL when that is the database
+(so every worker and host counts against the same windows).
+
+A hit is recorded on its own, outside the request's transaction: a refused or failed operation (a
+wrong password, above all) must still count, whatever happens to the rest of the request.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import text
+
+from api.db.engine import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    hits: int
+    seconds: int
+
+
+class Limiter(Protocol):
+    async def hit(self, key: str, limit: Limit) -> float | None:
+        """Count one hit on ``key``; the seconds to wait if that went over ``limit``, else None."""
+        ...
+
+
+class MemoryLimiter:
+    """Windows kept in this process (one worker, or SQLite)."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    async def hit(self, key: str, limit: Limit) -> float | None:
+        now = time.monotonic()
+        start, hits = self._windows.get(key, (now, 0))
+        if now - start >= limit.seconds:
+            start, hits = now, 0
+        self._windows[key] = (start, hits + 1)
+        if len(self._windows) > self.max_keys:
+            self._forget_expired(now, limit.seconds)
+        return start + limit.seconds - now if hits + 1 > limit.hits else None
+
+    def _forget_expired(self, now: float, seconds: int) -> None:
+        for key in [k for k, (start, _) in self._windows.items() if now - start >= seconds]:
+            del self._windows[key]
+
+
+_UPSERT = text(
+    """
+    INSERT INTO rate_limit_windows AS w (key, window_start, hits) VALUES (:key, now(), 1)
+    ON CONFLICT (key) DO UPDATE SET
+        hits = CASE WHEN w.window_start <= now() - make_interval(secs => :seconds) THEN 1 ELSE w.hits + 1 END,
+        window_start = CASE WHEN w.window_start <= now() - make_interval(secs => :seconds)
+                            THEN now() ELSE w.window_start END
+    RETURNING hits, EXTRACT(EPOCH FROM (w.window_start + make_interval(secs => :seconds) - now()))
+    """
+)
+
+
+class PostgresLimiter:
+    """Windows in the ``rate_limit_windows`` table; each hit is one statement in its own transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def hit(self, key: str, limit: Limit) -> float | None:
+        async with self.database.engine.begin() as connection:
+            hits, remaining = (
+                await connection.execute(_UPSERT, {"key": key, "seconds": limit.seconds})
+            ).one()
+        return max(float(remaining), 0.0) if hits > limit.hits else None
+
+
+def limiter_for(database: Database) -> Limiter:
+    if database.engine.dialect.name == "postgresql":
+        return PostgresLimiter(database)
+    return MemoryLimiter()
