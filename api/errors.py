@@ -86,6 +86,10 @@ class RateLimited(DomainError):
         return {"code": self.code, "retryAfter": self.retry_after}
 
 
+class ScopeNotGranted(Forbidden):
+    title = "The account may not have the scope it asked for"
+
+
 class InvalidCredentials(Unauthenticated):
     """Login failed; the same answer whether the account is unknown or the password wrong."""
 

@@ -96,6 +96,8 @@ class GraphQLApp(GraphQLRouter[Context, None]):
     ) -> Response | WebSocket:
         try:
             response = await super().run(request, context=context, root_value=root_value)
+            if isinstance(response, Response) and isinstance(request, Request) and request.method == "POST":
+                response.headers["Cache-Control"] = "no-store"  # answers may carry tokens and secrets
         except StrawberryHTTPException as exc:
             body = {"errors": [{"message": exc.reason, "extensions": self._request_error()}]}
             return JSONResponse(body, status_code=exc.status_code)

@@ -218,3 +218,23 @@ async def test_deactivating_an_account_ends_its_sessions(
     await client.patch(f"/api/v1/users/{user.id}", json={"is_active": True}, headers=headers)
     # Reactivated, but the sessions from before stay ended.
     assert await rest.refresh(pair["refresh"]) == (None, "UNAUTHENTICATED")
+
+
+async def test_an_access_token_is_not_a_refresh_token(transport: Client, database: Database) -> None:
+    user = await make_user(database)
+    pair = await transport.login(user.email)
+    assert await transport.refresh(pair["access"]) == (None, "UNAUTHENTICATED")
+
+
+async def test_graphql_answers_that_carry_tokens_are_not_cached(
+    client: httpx2.AsyncClient, database: Database
+) -> None:
+    user = await make_user(database)
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { refreshToken } }",
+            "variables": {"e": user.email, "p": PASSWORD},
+        },
+    )
+    assert response.headers["cache-control"] == "no-store"

@@ -77,8 +77,17 @@ def _forged(settings: Settings, changes: dict[str, object], *, key: str | None =
         {"iss": "someone-else"},
         {"typ": "refresh"},
         {"exp": None},
+        {"nbf": datetime.now(UTC) + timedelta(minutes=5)},
     ],
-    ids=["no subject", "expired", "wrong audience", "wrong issuer", "wrong type", "no expiry"],
+    ids=[
+        "no subject",
+        "expired",
+        "wrong audience",
+        "wrong issuer",
+        "wrong type",
+        "no expiry",
+        "not yet valid",
+    ],
 )
 def test_doubtful_tokens_are_refused(settings: Settings, changes: dict[str, object]) -> None:
     with pytest.raises(InvalidToken):

@@ -9,12 +9,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import ClientAddressDep, LimiterDep, SessionDep, SettingsDep
-from api.errors import Unauthenticated
+from api.errors import ScopeNotGranted, Unauthenticated
 from api.problems import PROBLEM_RESPONSES
 from api.services import auth
+from api.services.callers import SCOPES, granted_scopes
 from api.services.sessions import Session
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -27,6 +28,7 @@ class TokenOut(BaseModel):
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+    scope: str = Field(description="What the token may do (RFC 6749 §3.3), space-separated.")
 
     @classmethod
     def of(cls, signed_in: Session) -> "TokenOut":
@@ -34,6 +36,7 @@ class TokenOut(BaseModel):
             access_token=signed_in.access.token,
             refresh_token=signed_in.refresh_token,
             expires_in=signed_in.access.expires_in,
+            scope=" ".join(sorted(granted_scopes(signed_in.user))),
         )
 
 
@@ -69,8 +72,14 @@ async def token(
     username: Annotated[str | None, Form(description="The account's email.")] = None,
     password: Annotated[str | None, Form(json_schema_extra={"format": "password"})] = None,
     refresh_token: Annotated[str | None, Form(description="For grant_type=refresh_token.")] = None,
+    scope: Annotated[
+        str | None, Form(description="Space-separated; a sign-in gets all its account may do.")
+    ] = None,
 ) -> JSONResponse:
     """Exchange an email and password (or a refresh token) for a token pair (OAuth2)."""
+    requested = set((scope or "").split())
+    if requested - SCOPES:
+        return _oauth_error("invalid_scope", f"Unknown scope: {' '.join(sorted(requested - SCOPES))}.")
     if grant_type == "refresh_token":
         if not refresh_token:
             return _oauth_error("invalid_request", "refresh_token is required.")
@@ -84,9 +93,12 @@ async def token(
         return _oauth_error("invalid_request", "username and password are required.")
     try:
         attempt = auth.Attempt(limiter, client)
-        return _token_response(await auth.login(session, settings, attempt, username, password))
+        signed_in = await auth.login(session, settings, attempt, username, password, scopes=requested)
     except Unauthenticated as exc:
         return _oauth_error("invalid_grant", exc.message)
+    except ScopeNotGranted as exc:
+        return _oauth_error("invalid_scope", exc.message)
+    return _token_response(signed_in)
 
 
 @router.post("/refresh", response_model=TokenOut, responses=PROBLEM_RESPONSES)

@@ -1,16 +1,17 @@
 """Sign-in: credentials in, an access token and a rotating refresh token out; password changes."""
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.models import User
 from api.db.types import utcnow
-from api.errors import InvalidInput, RateLimited, RefreshTokenReused, Unauthenticated
+from api.errors import InvalidInput, RateLimited, RefreshTokenReused, ScopeNotGranted, Unauthenticated
 from api.ratelimit import Limit, Limiter
 from api.security import InvalidToken, decode_access_token, hash_password, verify_password
 from api.services import api_keys, sessions, users
-from api.services.callers import Caller, require_password_session
+from api.services.callers import Caller, granted_scopes, require_password_session
 from api.services.commands import PasswordChange, UserCreate
 from api.services.sessions import Session
 from api.settings import Settings
@@ -28,7 +29,13 @@ class Attempt:
 
 
 async def login(
-    session: AsyncSession, settings: Settings, attempt: Attempt, email: str, password: str
+    session: AsyncSession,
+    settings: Settings,
+    attempt: Attempt,
+    email: str,
+    password: str,
+    *,
+    scopes: Collection[str] = (),
 ) -> Session:
     """Raises ``InvalidCredentials`` alike for an unknown email, a wrong password or a closed account,
     and ``RateLimited`` past the attempts allowed per account and per client address (every attempt
@@ -40,6 +47,8 @@ async def login(
         (f"login:address:{attempt.client}", Limit(settings.rate_limit_login_per_address, window)),
     )
     user = await users.authenticate(session, email, password)
+    if set(scopes) - granted_scopes(user):
+        raise ScopeNotGranted("The admin scope is for administrators.")
     return await sessions.start(session, settings, user)
 
 

@@ -6,9 +6,18 @@ using an API key may do only what the key's scopes allow, on top of that.
 
 import uuid
 from dataclasses import dataclass
+from typing import get_args
 
 from api.db.models import User
 from api.errors import Forbidden, Unauthenticated
+from api.services.commands import Scope
+
+SCOPES = frozenset(get_args(Scope))
+
+
+def granted_scopes(user: User) -> frozenset[str]:
+    """What a password sign-in of ``user`` may do: every scope, ``admin`` only for an administrator."""
+    return SCOPES if user.is_admin else SCOPES - {"admin"}
 
 
 @dataclass(frozen=True, slots=True)

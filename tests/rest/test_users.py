@@ -42,6 +42,7 @@ class TestToken:
         assert response.headers["cache-control"] == "no-store"
         token = response.json()
         assert token["token_type"] == "bearer"
+        assert token["scope"] == "fetch users:read users:write"
         me = await client.get(
             "/api/v1/users/me", headers={"Authorization": f"Bearer {token['access_token']}"}
         )
@@ -50,6 +51,11 @@ class TestToken:
     async def test_errors_follow_rfc_6749(self, client: httpx2.AsyncClient, database: Database) -> None:
         await make_user(database, email="bob@example.com")
         cases = {
+            "invalid_scope": {
+                "username": "bob@example.com",
+                "password": PASSWORD,
+                "scope": "users:read teleport",
+            },
             "invalid_grant": {"username": "bob@example.com", "password": "wrong password"},
             "invalid_request": {"username": "bob@example.com"},
             "unsupported_grant_type": {"grant_type": "client_credentials", "username": "x", "password": "y"},
@@ -59,6 +65,21 @@ class TestToken:
             assert response.status_code == 400, error
             assert response.json()["error"] == error
             assert response.headers["cache-control"] == "no-store"
+
+    async def test_only_an_admin_may_ask_for_the_admin_scope(
+        self, client: httpx2.AsyncClient, database: Database
+    ) -> None:
+        await make_user(database, email="bob@example.com")
+        await make_user(database, email="root@example.com", admin=True)
+        refused = await client.post(
+            "/api/v1/auth/token", data={"username": "bob@example.com", "password": PASSWORD, "scope": "admin"}
+        )
+        assert (refused.status_code, refused.json()["error"]) == (400, "invalid_scope")
+        granted = await client.post(
+            "/api/v1/auth/token",
+            data={"username": "root@example.com", "password": PASSWORD, "scope": "admin"},
+        )
+        assert granted.json()["scope"] == "admin fetch users:read users:write"
 
 
 class TestList:
