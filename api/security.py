@@ -4,6 +4,7 @@ Hashing is argon2id through pwdlib and runs in a worker thread: a hash takes ten
 CPU, which would otherwise stall every other request on the event loop.
 """
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,12 @@ async def verify_password(password: str, password_hash: str | None) -> bool:
         await anyio.to_thread.run_sync(_verify_dummy, password)
         return False
     return await anyio.to_thread.run_sync(_hasher.verify, password, password_hash)
+
+
+def secret_digest(secret: str) -> str:
+    """How refresh tokens and API keys are stored: their SHA-256. They are 256 random bits, so a fast
+    hash is enough (a slow one guards guessable passwords), and a stolen table yields nothing usable."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

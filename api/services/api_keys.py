@@ -1,6 +1,5 @@
 """API keys: credentials for scripts and legacy clients, each limited to its scopes."""
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db.models import ApiKey
 from api.db.types import utcnow
 from api.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from api.security import secret_digest
 from api.services import users
 from api.services.callers import Caller, require_password_session
 from api.services.commands import ApiKeyCreate
@@ -29,10 +29,6 @@ class NewApiKey:
     secret: str  # shown to its owner once, never stored
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 async def create_api_key(session: AsyncSession, actor: Caller | None, data: ApiKeyCreate) -> NewApiKey:
     """A new key of the caller's (signed in with a password). The ``admin`` scope needs an admin."""
     user = require_password_session(actor)
@@ -46,7 +42,7 @@ async def create_api_key(session: AsyncSession, actor: Caller | None, data: ApiK
         user_id=user.id,
         name=data.name,
         prefix=secret[: len(PREFIX) + 4],
-        key_hash=_digest(secret),
+        key_hash=secret_digest(secret),
         scopes=sorted(set(data.scopes)),
     )
     session.add(key)
@@ -77,7 +73,7 @@ async def revoke_api_key(session: AsyncSession, actor: Caller | None, key_id: uu
 async def caller_for_api_key(session: AsyncSession, secret: str) -> Caller:
     """Whom a key speaks for, with its scopes; an unknown or revoked key, or one whose account is
     gone or deactivated, is ``Unauthenticated``."""
-    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(secret)))
+    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == secret_digest(secret)))
     user = await users.get_active(session, key.user_id) if key is not None else None
     if key is None or user is None:
         raise Unauthenticated("Invalid API key.")

@@ -1,11 +1,9 @@
 """Sign-in sessions as stored: chains ("families") of single-use refresh tokens.
 
-Only a token's SHA-256 is kept: the token is 256 random bits, so a fast hash is enough, and a stolen
-table yields nothing usable. Used by the auth service (sign-in, refresh, password change) and the
-users service (an account closed loses its sessions).
+Only a token's digest is kept (``security.secret_digest``). Used by the auth service (sign-in,
+refresh, password change) and the users service (an account closed loses its sessions).
 """
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.models import RefreshToken, User
 from api.db.types import utcnow, uuid7
-from api.security import AccessToken, create_access_token
+from api.security import AccessToken, create_access_token, secret_digest
 from api.settings import Settings
 
 
@@ -29,12 +27,8 @@ class Session:
     refresh_token: str
 
 
-def digest(refresh_token: str) -> str:
-    return hashlib.sha256(refresh_token.encode()).hexdigest()
-
-
 async def find(session: AsyncSession, refresh_token: str, *, for_update: bool = False) -> RefreshToken | None:
-    query = select(RefreshToken).where(RefreshToken.token_hash == digest(refresh_token))
+    query = select(RefreshToken).where(RefreshToken.token_hash == secret_digest(refresh_token))
     return await session.scalar(query.with_for_update() if for_update else query)
 
 
@@ -44,7 +38,7 @@ async def start(
     """A new token pair: a new session, or the next link of ``replacing``'s (which is then spent)."""
     raw = secrets.token_urlsafe(32)
     token = RefreshToken(
-        token_hash=digest(raw),
+        token_hash=secret_digest(raw),
         user_id=user.id,
         family_id=replacing.family_id if replacing else uuid7(),
         expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl),
