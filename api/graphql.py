@@ -16,10 +16,9 @@ from strawberry.types.unset import UNSET
 
 from api.deps import ApiKeyDep, BearerDep, ClientAddressDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import Unauthenticated
-from api.logs import request_id_var
 from api.services import auth
 from resolvers.context import Context
-from schema.errors import escaped_errors_rendered
+from schema.errors import escaped_errors_rendered, request_error_extensions
 from schema.root import Schema
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -99,7 +98,7 @@ class GraphQLApp(GraphQLRouter[Context, None]):
             if isinstance(response, Response) and isinstance(request, Request) and request.method == "POST":
                 response.headers["Cache-Control"] = "no-store"  # answers may carry tokens and secrets
         except StrawberryHTTPException as exc:
-            body = {"errors": [{"message": exc.reason, "extensions": self._request_error()}]}
+            body = {"errors": [{"message": exc.reason, "extensions": request_error_extensions()}]}
             return JSONResponse(body, status_code=exc.status_code)
         if (
             isinstance(response, Response)
@@ -111,7 +110,3 @@ class GraphQLApp(GraphQLRouter[Context, None]):
             if getattr(request.state, "graphql_request_error", False):
                 response.status_code = 400
         return response
-
-    @staticmethod
-    def _request_error() -> dict[str, Any]:
-        return {"code": "BAD_REQUEST", "requestId": request_id_var.get()}

@@ -67,12 +67,7 @@ def render_error(
     error: GraphQLError, execution_context: ExecutionContext, validation_errors: list[GraphQLError]
 ) -> GraphQLError:
     if is_unexpected(error):
-        return GraphQLError(
-            INTERNAL_ERROR_MESSAGE,
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": INTERNAL_ERROR_CODE, "requestId": request_id_var.get()},
-        )
+        return _masked(error)
     extensions = {**(error.extensions or {}), **_extensions(error, execution_context, validation_errors)}
     return GraphQLError(
         error.message,
@@ -119,19 +114,29 @@ def escaped_errors_rendered(errors: list[GraphQLError]) -> list[GraphQLError]:
     """The last line, at the HTTP view: an error that escaped ``ErrorRendering`` (an extension failed
     before execution, so Strawberry answered from outside the operation hooks) is rendered here, any
     with a cause masked (``Schema.process_errors`` has logged it)."""
-    escaped = [e for e in errors if "code" not in (e.extensions or {})]
     return [
         e
-        if e not in escaped
-        else GraphQLError(
-            INTERNAL_ERROR_MESSAGE if e.original_error is not None else e.message,
-            extensions={
-                "code": INTERNAL_ERROR_CODE if e.original_error is not None else "BAD_REQUEST",
-                "requestId": request_id_var.get(),
-            },
-        )
+        if "code" in (e.extensions or {})
+        else _masked(e)
+        if e.original_error is not None
+        else GraphQLError(e.message, extensions=request_error_extensions())
         for e in errors
     ]
+
+
+def request_error_extensions() -> dict[str, Any]:
+    """The extensions of an error about the HTTP request itself (not JSON, no query, ...)."""
+    return {"code": "BAD_REQUEST", "requestId": request_id_var.get()}
+
+
+def _masked(error: GraphQLError) -> GraphQLError:
+    """A bug's error as the client sees it: a fixed message and the id to find it in the log."""
+    return GraphQLError(
+        INTERNAL_ERROR_MESSAGE,
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": INTERNAL_ERROR_CODE, "requestId": request_id_var.get()},
+    )
 
 
 def log_unexpected(errors: list[GraphQLError]) -> None:
