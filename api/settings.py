@@ -7,7 +7,7 @@ factory receives one, so tests construct their own without touching the environm
 from functools import lru_cache
 from typing import Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, IPvAnyNetwork, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A development convenience only: production refuses to start with it (see `_refuse_unsafe_production`).
@@ -41,6 +41,26 @@ class Settings(BaseSettings):
     rate_limit_login_window: int = Field(default=15 * 60, ge=1)
     rate_limit_register_per_address: int = Field(default=10, ge=1)
     rate_limit_register_window: int = Field(default=3600, ge=1)
+    rate_limit_fetch_per_user: int = Field(default=60, ge=1, description="fetches and jobs per window")
+    rate_limit_fetch_window: int = Field(default=60, ge=1)
+    # Fetch (DESIGN §7): how many URLs a call takes, how hard the fetcher works, and for how long.
+    fetch_max_urls: int = Field(default=100, ge=1)
+    fetch_concurrency: int = Field(default=10, ge=1, description="fetches at once per job or call")
+    fetch_per_host: int = Field(default=4, ge=1)
+    fetch_per_process: int = Field(default=100, ge=1)
+    fetch_connect_timeout: float = Field(default=5.0, gt=0, description="seconds")
+    fetch_total_timeout: float = Field(default=10.0, gt=0, description="seconds per URL, redirects included")
+    fetch_max_bytes: int = Field(default=1024 * 1024, ge=1)
+    fetch_max_redirects: int = Field(default=5, ge=0)
+    # Networks the SSRF guard lets through, as a JSON list of CIDRs (``["127.0.0.0/8"]``); for tests
+    # and local development only: it opens the fetcher to whatever lives there.
+    fetch_allow_networks: list[IPvAnyNetwork] = []
+    # A running job renews its lease this often (seconds); a job whose lease ran out for this long
+    # belongs to a dead process and is taken over by a live one.
+    fetch_job_lease: float = Field(default=30.0, gt=0)
+    fetch_job_max_attempts: int = Field(default=3, ge=1)
+    upload_max_bytes: int = Field(default=1024 * 1024, ge=1)
+    request_max_bytes: int = Field(default=1024 * 1024, ge=1)
     cors_origins: list[str] = []
     allowed_hosts: list[str] = ["*"]
     graphql_introspection: bool | None = None

@@ -15,11 +15,11 @@ from fastapi import FastAPI
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import migrations, security
 from api.app import create_app
-from api.db.engine import Database, create_engine
+from api.db.engine import Database, create_engine, session_factory
 from api.settings import Settings
 
 POSTGRES_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL")
@@ -71,9 +71,7 @@ async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
     end; the code under test commits to savepoints inside it."""
     async with engine.connect() as connection:
         transaction = await connection.begin()
-        sessions = async_sessionmaker(
-            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-        )
+        sessions = session_factory(connection, join_transaction_mode="create_savepoint")
         yield Database(engine, sessions)
         await transaction.rollback()
 

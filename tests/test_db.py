@@ -1,12 +1,13 @@
 """The engine set-up on each backend: SQLite pragmas, UTC timestamps, URL spellings, time-ordered ids."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.db.engine import Database, normalize_url
+from api.db.engine import Database, normalize_url, session_factory
 from api.db.models import User
 from api.db.types import uuid7
 from tests.factories import make_user
@@ -62,3 +63,14 @@ def test_ids_are_version_7_and_ordered_by_creation() -> None:
     # Ordered across milliseconds; within one millisecond the order is random.
     millis = [i.int >> 80 for i in ids]
     assert millis == sorted(millis)
+
+
+async def test_a_session_shared_by_concurrent_resolvers_runs_their_statements_in_turn(
+    engine: AsyncEngine,
+) -> None:
+    """GraphQL resolves a query's root fields (and each level's loaders) concurrently, on one session."""
+    async with session_factory(engine)() as session:
+        first = await asyncio.gather(*(session.scalar(text(f"SELECT {n}")) for n in range(5)))
+        again = await asyncio.gather(*(session.execute(text(f"SELECT {n}")) for n in range(5)))
+    assert first == [0, 1, 2, 3, 4]
+    assert [result.scalar() for result in again] == [0, 1, 2, 3, 4]

@@ -1,5 +1,6 @@
 """Engine and session factory for SQLite (embedded default) and PostgreSQL (production)."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -8,6 +9,7 @@ from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -80,6 +82,67 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+class SerialSession(AsyncSession):
+    """An ``AsyncSession`` that runs one statement at a time, whoever asks.
+
+    A GraphQL operation shares its session among resolvers that graphql-core runs concurrently (the
+    root fields of a query, DataLoaders of one level); a plain ``AsyncSession`` fails then ("concurrent
+    operations are not permitted"). Each method that enters the synchronous session waits its turn
+    here; ``scalars`` and ``stream_scalars`` go through ``execute`` and ``stream``.
+    """
+
+    _turn: asyncio.Lock | None = None
+
+    @asynccontextmanager
+    async def _serial(self) -> AsyncIterator[None]:
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            yield
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._serial():
+            return await super().execute(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._serial():
+            return await super().scalar(*args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._serial():
+            return await super().get(*args, **kwargs)
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._serial():
+            return await super().stream(*args, **kwargs)
+
+    async def flush(self, *args: Any, **kwargs: Any) -> None:
+        async with self._serial():
+            await super().flush(*args, **kwargs)
+
+    async def delete(self, instance: object) -> None:
+        async with self._serial():
+            await super().delete(instance)
+
+    async def refresh(self, *args: Any, **kwargs: Any) -> None:
+        async with self._serial():
+            await super().refresh(*args, **kwargs)
+
+    async def commit(self) -> None:
+        async with self._serial():
+            await super().commit()
+
+    async def rollback(self) -> None:
+        async with self._serial():
+            await super().rollback()
+
+
+def session_factory(bind: AsyncEngine | AsyncConnection, **options: Any) -> async_sessionmaker[AsyncSession]:
+    """Sessions as the app uses them: serial, and not expiring objects on commit (a response is
+    built from them after the commit)."""
+    return async_sessionmaker(bind, class_=SerialSession, expire_on_commit=False, **options)
+
+
 class Database:
     """An engine and its session factory; the app's lifespan owns one, a test may bring its own."""
 
@@ -90,7 +153,7 @@ class Database:
     @classmethod
     def from_url(cls, raw_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> "Database":
         engine = create_engine(raw_url, pool_size=pool_size, max_overflow=max_overflow)
-        return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
+        return cls(engine, session_factory(engine))
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -2,12 +2,14 @@
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, String, Uuid
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db.base import Base, Entity
 from api.db.types import UTCDateTime, utcnow
+from api.fetcher import Outcome
 
 
 class User(Entity):
@@ -63,3 +65,61 @@ class RateLimitWindow(Base):
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     hits: Mapped[int]
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+
+    @property
+    def ended(self) -> bool:
+        return self in (JobStatus.DONE, JobStatus.CANCELLED, JobStatus.FAILED)
+
+
+class FetchJob(Entity):
+    """A list of URLs fetched in the background. ``completed`` counts the results written so far.
+
+    A running job holds a lease (``lease_until``) that its process renews; a job still ``RUNNING``
+    (or ``PENDING``) with an expired lease was left by a process that died, and a live one takes it
+    over, at most ``fetch_job_max_attempts`` times (``attempts`` counts them).
+    """
+
+    __tablename__ = "fetch_jobs"
+    __table_args__ = (Index("ix_fetch_jobs_owner_id_id", "owner_id", "id"),)
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, length=16), default=JobStatus.PENDING, index=True
+    )
+    urls: Mapped[list[str]] = mapped_column(JSON)
+    total: Mapped[int]
+    completed: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class FetchResult(Base):
+    """What fetching one URL of a job gave; ``position`` is the URL's place in the job's list."""
+
+    __tablename__ = "fetch_results"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("fetch_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    url: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[Outcome] = mapped_column(Enum(Outcome, native_enum=False, length=20))
+    status_code: Mapped[int | None]
+    final_url: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(Text)
+    bytes: Mapped[int | None]
+    elapsed_ms: Mapped[float | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
