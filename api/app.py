@@ -9,7 +9,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from api import rest
 from api.db.engine import Database
+from api.fetcher import Fetcher, fetch_limits, outbound_client
 from api.graphql import GraphQLApp
+from api.jobs import JobRunner
 from api.logs import configure_logging
 from api.middleware import MethodsMiddleware, RequestIdMiddleware
 from api.problems import install_error_handlers
@@ -17,6 +19,7 @@ from api.ratelimit import limiter_for
 from api.rest import system
 from api.security import prepare_dummy_hash
 from api.settings import Settings, get_settings
+from api.ssrf import Guard
 from schema.root import build_schema
 
 
@@ -36,11 +39,24 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         )
         app.state.limiter = limiter_for(app.state.database)
         await prepare_dummy_hash()
-        try:
-            yield
-        finally:
-            if owned:
-                await app.state.database.dispose()
+        async with outbound_client(settings) as client:
+            app.state.fetcher = Fetcher(
+                client, Guard(allow=settings.fetch_allow_networks), fetch_limits(settings)
+            )
+            app.state.jobs = JobRunner(
+                app.state.database,
+                app.state.fetcher,
+                concurrency=settings.fetch_concurrency,
+                lease=settings.fetch_job_lease,
+                max_attempts=settings.fetch_job_max_attempts,
+            )
+            await app.state.jobs.start()
+            try:
+                yield
+            finally:
+                await app.state.jobs.close()
+                if owned:
+                    await app.state.database.dispose()
 
     app = FastAPI(
         title="Switchboard",

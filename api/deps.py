@@ -10,6 +10,8 @@ from starlette.requests import HTTPConnection
 
 from api.db.engine import Database
 from api.errors import Unauthenticated
+from api.fetcher import Fetcher
+from api.jobs import JobRunner
 from api.ratelimit import Limiter
 from api.services import auth
 from api.services.callers import Caller
@@ -34,6 +36,16 @@ async def get_limiter(connection: HTTPConnection) -> Limiter:
     return limiter
 
 
+async def get_fetcher(connection: HTTPConnection) -> Fetcher:
+    fetcher: Fetcher = connection.app.state.fetcher
+    return fetcher
+
+
+async def get_job_runner(connection: HTTPConnection) -> JobRunner:
+    jobs: JobRunner = connection.app.state.jobs
+    return jobs
+
+
 async def get_client_address(connection: HTTPConnection) -> str:
     """The client's address (behind a proxy, uvicorn's --proxy-headers puts the real one here)."""
     return connection.client.host if connection.client else "unknown"
@@ -43,6 +55,8 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 LimiterDep = Annotated[Limiter, Depends(get_limiter)]
 ClientAddressDep = Annotated[str, Depends(get_client_address)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+FetcherDep = Annotated[Fetcher, Depends(get_fetcher)]
+JobsDep = Annotated[JobRunner, Depends(get_job_runner)]
 
 
 async def get_session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:

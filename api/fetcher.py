@@ -6,7 +6,8 @@ each hop checked again. Every URL gets a result; nothing here raises for a bad U
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -14,7 +15,10 @@ from enum import StrEnum
 import httpx2
 
 from api.db.types import utcnow
+from api.settings import Settings
 from api.ssrf import BlockedTarget, Guard, InvalidTarget, Target
+
+USER_AGENT = "Switchboard-Fetcher/0.1"
 
 
 class Outcome(StrEnum):
@@ -52,6 +56,29 @@ class Limits:
     per_process: int = 100
 
 
+def fetch_limits(settings: Settings) -> Limits:
+    return Limits(
+        max_bytes=settings.fetch_max_bytes,
+        max_redirects=settings.fetch_max_redirects,
+        connect_timeout=settings.fetch_connect_timeout,
+        total_timeout=settings.fetch_total_timeout,
+        per_host=settings.fetch_per_host,
+        per_process=settings.fetch_per_process,
+    )
+
+
+def outbound_client(settings: Settings) -> httpx2.AsyncClient:
+    """The process's one client for fetching. It follows no redirect itself (the fetcher checks each
+    hop) and ignores proxy settings from the environment: a proxy would make the connection the
+    guard checked go somewhere else."""
+    return httpx2.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": USER_AGENT},
+        limits=httpx2.Limits(max_connections=settings.fetch_per_process, max_keepalive_connections=20),
+    )
+
+
 class _Refused(Exception):
     def __init__(self, outcome: Outcome, message: str) -> None:
         super().__init__(message)
@@ -72,13 +99,31 @@ class Fetcher:
 
     async def fetch_all(self, urls: Sequence[str], *, concurrency: int = 10) -> list[Result]:
         """Every URL's result, in the order given (duplicates kept), at most ``concurrency`` at once."""
+        async with aclosing(self.fetch_each(enumerate(urls), concurrency=concurrency)) as results:
+            return sorted([result async for result in results], key=lambda result: result.position)
+
+    async def fetch_each(
+        self, items: Iterable[tuple[int, str]], *, concurrency: int = 10
+    ) -> AsyncGenerator[Result]:
+        """The result of each ``(position, url)`` as soon as it is in, at most ``concurrency`` at once.
+
+        Closing the iterator early (``aclosing``), or cancelling its consumer, cancels the fetches still
+        under way: a cancelled job stops its connections at once instead of waiting for them.
+        """
         gate = asyncio.Semaphore(concurrency)
 
         async def one(position: int, url: str) -> Result:
             async with gate:
                 return await self.fetch(position, url)
 
-        return list(await asyncio.gather(*(one(n, url) for n, url in enumerate(urls))))
+        tasks = [asyncio.create_task(one(position, url)) for position, url in items]
+        try:
+            for done in asyncio.as_completed(tasks):
+                yield await done
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def fetch(self, position: int, url: str) -> Result:
         started = time.perf_counter()

@@ -12,6 +12,7 @@ from typing import Protocol
 from sqlalchemy import text
 
 from api.db.engine import Database
+from api.errors import RateLimited
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,13 @@ class PostgresLimiter:
                 await connection.execute(_UPSERT, {"key": key, "seconds": limit.seconds})
             ).one()
         return max(float(remaining), 0.0) if hits > limit.hits else None
+
+
+async def throttle(limiter: Limiter, *checks: tuple[str, Limit]) -> None:
+    """Count a hit on every key; ``RateLimited`` (with the longest wait) if any went over its limit."""
+    waits = [wait for key, limit in checks if (wait := await limiter.hit(key, limit)) is not None]
+    if waits:
+        raise RateLimited(max(waits))
 
 
 def limiter_for(database: Database) -> Limiter:

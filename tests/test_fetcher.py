@@ -3,6 +3,7 @@
 import ipaddress
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import httpx2
 import pytest
@@ -86,3 +87,24 @@ async def test_the_connection_goes_to_the_checked_address(base: str) -> None:
     async with httpx2.AsyncClient() as client:
         result = await Fetcher(client, guard).fetch(0, f"http://target.test:{port}/ok")
     assert (result.outcome, result.final_url) == (Outcome.OK, f"http://target.test:{port}/ok")
+
+
+async def test_concurrency_is_bounded_per_host(base: str) -> None:
+    guard = Guard(allow=[ipaddress.ip_network("127.0.0.0/8")])
+    async with httpx2.AsyncClient() as client:
+        fetcher = Fetcher(client, guard, Limits(per_host=2))
+        started = time.perf_counter()
+        results = await fetcher.fetch_all([f"{base}/slow?s=0.2"] * 4, concurrency=10)
+    assert all(r.outcome is Outcome.OK for r in results)
+    assert time.perf_counter() - started >= 0.4  # two at a time to 127.0.0.1, whatever the call allows
+
+
+async def test_results_come_as_they_complete_and_closing_early_stops_the_rest(
+    fetcher: Fetcher, base: str
+) -> None:
+    started = time.perf_counter()
+    urls = [(0, f"{base}/slow?s=0.9"), (1, f"{base}/slow?s=0.9"), (2, f"{base}/ok")]
+    async with aclosing(fetcher.fetch_each(urls)) as results:
+        first = await anext(results)
+    assert (first.position, first.outcome) == (2, Outcome.OK)
+    assert time.perf_counter() - started < 0.5  # the slow ones were cancelled, not waited for

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.models import User
 from api.db.types import utcnow
-from api.errors import InvalidInput, RateLimited, RefreshTokenReused, ScopeNotGranted, Unauthenticated
-from api.ratelimit import Limit, Limiter
+from api.errors import InvalidInput, RefreshTokenReused, ScopeNotGranted, Unauthenticated
+from api.ratelimit import Limit, Limiter, throttle
 from api.security import InvalidToken, decode_access_token, hash_password, verify_password
 from api.services import api_keys, sessions, users
 from api.services.callers import Caller, granted_scopes, require_password_session
@@ -41,7 +41,7 @@ async def login(
     and ``RateLimited`` past the attempts allowed per account and per client address (every attempt
     counts, each login of a GraphQL document on its own)."""
     window = settings.rate_limit_login_window
-    await _throttle(
+    await throttle(
         attempt.limiter,
         (f"login:account:{email.strip().lower()}", Limit(settings.rate_limit_login_per_account, window)),
         (f"login:address:{attempt.client}", Limit(settings.rate_limit_login_per_address, window)),
@@ -55,19 +55,13 @@ async def login(
 async def sign_up(session: AsyncSession, settings: Settings, attempt: Attempt, data: UserCreate) -> User:
     """Create an account; ``RateLimited`` past the sign-ups allowed per client address."""
     limit = Limit(settings.rate_limit_register_per_address, settings.rate_limit_register_window)
-    await _throttle(attempt.limiter, (f"register:address:{attempt.client}", limit))
+    await throttle(attempt.limiter, (f"register:address:{attempt.client}", limit))
     return await users.create_user(session, data)
 
 
 async def register(session: AsyncSession, settings: Settings, attempt: Attempt, data: UserCreate) -> Session:
     """Create an account (``sign_up``) and sign it in."""
     return await sessions.start(session, settings, await sign_up(session, settings, attempt, data))
-
-
-async def _throttle(limiter: Limiter, *checks: tuple[str, Limit]) -> None:
-    waits = [wait for key, limit in checks if (wait := await limiter.hit(key, limit)) is not None]
-    if waits:
-        raise RateLimited(max(waits))
 
 
 async def refresh(session: AsyncSession, settings: Settings, refresh_token: str) -> Session:

@@ -30,6 +30,11 @@ class Caller:
         return self.scopes is None or scope in self.scopes
 
 
+def acts_as_admin(caller: Caller | None) -> bool:
+    """Whether ``caller`` may act as an administrator (with the ``admin`` scope, for an API key)."""
+    return caller is not None and caller.user.is_admin and caller.allows("admin")
+
+
 def require(caller: Caller | None, *scopes: str) -> User:
     """The calling account, if there is one and its credential carries ``scopes``."""
     if caller is None:
@@ -43,7 +48,7 @@ def require(caller: Caller | None, *scopes: str) -> User:
 def require_admin(caller: Caller | None, *scopes: str) -> User:
     """An administrator (with the ``admin`` scope too, when calling with an API key)."""
     user = require(caller, *scopes)
-    if not user.is_admin or not caller or not caller.allows("admin"):
+    if not acts_as_admin(caller):
         raise Forbidden("Only an administrator may do this.")
     return user
 

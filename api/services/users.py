@@ -12,7 +12,7 @@ from api.db.models import User
 from api.errors import Conflict, Forbidden, InvalidCredentials, InvalidInput, NotFound
 from api.security import hash_password, verify_password
 from api.services import sessions
-from api.services.callers import Caller, require, require_admin
+from api.services.callers import Caller, acts_as_admin, require, require_admin
 from api.services.commands import UserAdminUpdate, UserCreate, UserReplace, UserSelfUpdate
 from api.services.pagination import Page, PageRequest, decode_cursor, page_of
 
@@ -69,7 +69,7 @@ async def get_users(
     wanted = set(user_ids)
     visible = {viewer.id: viewer} if viewer.id in wanted else {}
     others = wanted - visible.keys()
-    if others and viewer.is_admin and actor and actor.allows("admin"):
+    if others and acts_as_admin(actor):
         rows = await session.scalars(select(User).where(User.id.in_(others)))
         visible.update((row.id, row) for row in rows)
     return visible

@@ -1,0 +1,168 @@
+"""The job runner: runs fetch jobs in the background of the process, one task per job.
+
+A job starts when the transaction that created it commits. Its runner claims it (a lease, renewed
+while it runs), fetches the URLs not fetched yet, and writes each result in a short transaction of
+its own as soon as it is in. A sweeper, at start-up and then every half lease, takes over jobs whose
+process died (their lease ran out) and goes on where they stopped. On shutdown, running jobs are
+given back so the next start resumes them at once.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from contextlib import aclosing, suppress
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from api.db.engine import Database
+from api.db.models import JobStatus
+from api.fetcher import Fetcher
+from api.services import job_progress
+from api.services.job_progress import Claim
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_FAILURE = "The job stopped on an internal error; its results so far are kept."
+
+
+class JobRunner:
+    def __init__(
+        self,
+        database: Database,
+        fetcher: Fetcher,
+        *,
+        concurrency: int = 10,
+        lease: float = 30.0,
+        max_attempts: int = 3,
+    ) -> None:
+        self.database = database
+        self.fetcher = fetcher
+        self.concurrency = concurrency
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # What the services ask for (``api.services.fetch_jobs.JobControl``).
+
+    def run_after_commit(self, session: AsyncSession, job_id: uuid.UUID) -> None:
+        self._after_commit(session, lambda: self._spawn(job_id))
+
+    def stop_after_commit(self, session: AsyncSession, job_id: uuid.UUID) -> None:
+        self._after_commit(session, lambda: self._stop(job_id))
+
+    def _after_commit(self, session: AsyncSession, action: Callable[[], None]) -> None:
+        """Run ``action`` on the loop once ``session`` commits; never, if it rolls back."""
+        loop = asyncio.get_running_loop()
+
+        def committed(_session: Session) -> None:
+            loop.call_soon(action)
+
+        event.listen(session.sync_session, "after_commit", committed, once=True)
+
+    # The process's side.
+
+    async def start(self) -> None:
+        """Take over the jobs a dead process left, then keep looking for more. A database that does
+        not answer yet does not stop the start (``/readyz`` reports it); the sweeper tries again."""
+        await self.sweep()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="fetch-job-sweeper")
+
+    async def sweep(self) -> None:
+        try:
+            async with self.database.session() as session:
+                orphans = await job_progress.orphaned(session, lease=self.lease)
+        except Exception:
+            logger.exception("looking for interrupted fetch jobs failed; trying again later")
+            return
+        for job_id in orphans:
+            self._spawn(job_id)
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop every job of this process and give each back (``job_progress.release``)."""
+        self._closing = True
+        tasks = [*self._tasks.values(), *([self._sweeper] if self._sweeper else [])]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+
+    async def wait(self, job_id: uuid.UUID) -> None:
+        """Until this process's run of the job ends (tests and benchmarks)."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            with suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+
+    def running(self) -> set[uuid.UUID]:
+        return set(self._tasks)
+
+    def _spawn(self, job_id: uuid.UUID) -> None:
+        if self._closing or job_id in self._tasks:
+            return
+        task = asyncio.create_task(self._run(job_id), name=f"fetch-job-{job_id}")
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+
+    def _stop(self, job_id: uuid.UUID) -> None:
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 2)
+            await self.sweep()
+
+    async def _run(self, job_id: uuid.UUID) -> None:
+        async with self.database.session() as session:
+            claim = await job_progress.claim(
+                session, job_id, lease=self.lease, max_attempts=self.max_attempts
+            )
+        if claim is None:
+            return
+        keeper = asyncio.create_task(self._keep_lease(claim, asyncio.current_task()))
+        try:
+            if await self._fetch(claim):
+                async with self.database.session() as session:
+                    await job_progress.finish(session, claim)
+        except asyncio.CancelledError:
+            if self._closing:
+                async with self.database.session() as session:
+                    await job_progress.release(session, claim)
+            raise
+        except Exception:
+            logger.exception("fetch job %s failed", job_id)
+            async with self.database.session() as session:
+                await job_progress.finish(session, claim, JobStatus.FAILED, INTERNAL_FAILURE)
+        finally:
+            keeper.cancel()
+
+    async def _fetch(self, claim: Claim) -> bool:
+        """Fetch and record what remains; ``False`` if the job stopped being ours on the way."""
+        results = self.fetcher.fetch_each(claim.remaining, concurrency=self.concurrency)
+        async with aclosing(results):
+            async for result in results:
+                async with self.database.session() as session:
+                    if not await job_progress.record(session, claim, result, lease=self.lease):
+                        return False
+        return True
+
+    async def _keep_lease(self, claim: Claim, runner: "asyncio.Task[object] | None") -> None:
+        """Renew the lease while the job runs; stop the run when the job is no longer ours (it was
+        cancelled through another process)."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                async with self.database.session() as session:
+                    ours = await job_progress.renew(session, claim, lease=self.lease)
+            except Exception:
+                logger.exception("renewing the lease of fetch job %s failed; trying again", claim.job_id)
+                continue
+            if not ours and runner is not None:
+                runner.cancel()
+                return
