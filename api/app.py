@@ -22,6 +22,9 @@ from api.settings import Settings, get_settings
 from api.ssrf import Guard
 from schema.root import build_schema
 
+# Room for a multipart body's boundaries and part headers around an upload of the largest size allowed.
+MULTIPART_FRAMING = 64 * 1024
+
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the app. ``database`` lets a caller (the test suite) bring an engine it manages;
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version="0.1.0",
         summary="A GraphQL-first API service; this is its REST compatibility layer.",
         lifespan=lifespan,
+        max_body_size=max(settings.request_max_bytes, settings.upload_max_bytes + MULTIPART_FRAMING),
     )
     app.state.settings = settings
     app.include_router(system.router)

@@ -14,7 +14,16 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from api.deps import ApiKeyDep, BearerDep, ClientAddressDep, LimiterDep, SessionDep, SettingsDep
+from api.deps import (
+    ApiKeyDep,
+    BearerDep,
+    ClientAddressDep,
+    FetcherDep,
+    JobsDep,
+    LimiterDep,
+    SessionDep,
+    SettingsDep,
+)
 from api.errors import Unauthenticated
 from api.services import auth
 from resolvers.context import Context
@@ -22,6 +31,7 @@ from schema.errors import escaped_errors_rendered, request_error_extensions
 from schema.root import Schema
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+PREFLIGHT_HEADERS = ("GraphQL-Require-Preflight", "Apollo-Require-Preflight", "X-Apollo-Operation-Name")
 
 
 async def get_context(
@@ -31,14 +41,24 @@ async def get_context(
     api_key: ApiKeyDep,
     limiter: LimiterDep,
     client: ClientAddressDep,
+    fetcher: FetcherDep,
+    jobs: JobsDep,
 ) -> Context:
     """The context of one operation, from the same dependencies and service the REST routes use."""
-    attempt = auth.Attempt(limiter, client)
+    caller, refusal = None, None
     try:
         caller = await auth.identify(session, settings, bearer=bearer, api_key=api_key)
-    except Unauthenticated as refusal:
-        return Context(session=session, caller=None, settings=settings, attempt=attempt, refusal=refusal)
-    return Context(session=session, caller=caller, settings=settings, attempt=attempt)
+    except Unauthenticated as exc:
+        refusal = exc
+    return Context(
+        session=session,
+        caller=caller,
+        settings=settings,
+        attempt=auth.Attempt(limiter, client),
+        fetcher=fetcher,
+        jobs=jobs,
+        refusal=refusal,
+    )
 
 
 def _accepts_graphql_response(request: Request) -> bool:
@@ -56,7 +76,28 @@ class GraphQLApp(GraphQLRouter[Context, None]):
     def __init__(self, schema: Schema, **kwargs: Any) -> None:
         # No WebSocket protocol until there are subscriptions: Strawberry would otherwise run queries and
         # mutations over a socket inside one context, hence one session and transaction, for its lifetime.
-        super().__init__(schema, context_getter=get_context, subscription_protocols=(), **kwargs)
+        super().__init__(
+            schema,
+            context_getter=get_context,
+            subscription_protocols=(),
+            multipart_uploads_enabled=True,
+            **kwargs,
+        )
+
+    async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, str]:
+        """Uploads (the GraphQL multipart request specification), from scripts and apps only.
+
+        A browser sends a cross-site ``multipart/form-data`` POST without a CORS preflight, with the
+        user's cookies, so a page elsewhere could start a job in their name. Asking for a header that
+        no plain form can set, as Apollo's CSRF prevention does, forces that preflight.
+        """
+        if not any(request.headers.get(name) for name in PREFLIGHT_HEADERS):
+            raise StrawberryHTTPException(
+                400,
+                "Multipart requests must carry a non-empty "
+                f"{' or '.join(PREFLIGHT_HEADERS)} header (CSRF protection).",
+            )
+        return await super().parse_multipart(request)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         if result.errors:

@@ -8,8 +8,7 @@ from api.errors import InvalidInput
 from api.ids import from_global_id
 from api.services import api_keys
 from api.services.commands import ApiKeyCreate, build
-from resolvers.context import Info
-from resolvers.users import signed_in
+from resolvers.context import Info, signed_in
 from schema.api_keys import ApiKey, ApiKeyPayload
 
 

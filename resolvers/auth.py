@@ -2,8 +2,7 @@
 
 from api.services import auth
 from api.services.commands import PasswordChange, build
-from resolvers.context import Info
-from resolvers.users import signed_in
+from resolvers.context import Info, signed_in
 from schema.auth import AuthPayload
 from schema.users import RegisterInput
 

@@ -8,6 +8,7 @@ from api.services import api_keys
 from resolvers.context import Info
 from schema.api_keys import ApiKey
 from schema.base import Node
+from schema.fetch import FetchJob
 from schema.users import User
 
 
@@ -20,6 +21,9 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     if type_name == "User":
         row = await info.context.loaders.users.load(key)
         return User.from_model(row) if row is not None else None
+    if type_name == "FetchJob":
+        job = await info.context.loaders.jobs.load(key)
+        return FetchJob.from_model(job) if job is not None else None
     if type_name == "ApiKey":
         try:
             return ApiKey.from_model(

@@ -4,13 +4,12 @@ import uuid
 
 import strawberry
 
-from api.errors import InvalidInput, Unauthenticated
+from api.errors import InvalidInput
 from api.ids import from_global_id
 from api.services import users
-from api.services.callers import Caller
 from api.services.commands import build
 from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
-from resolvers.context import Info
+from resolvers.context import Info, signed_in
 from schema.base import connection_of
 from schema.users import UpdateMeInput, UpdateUserInput, User, UserConnection
 
@@ -21,14 +20,6 @@ def user_key(global_id: strawberry.ID) -> uuid.UUID:
     if decoded is None or decoded[0] != "User":
         raise InvalidInput({"id": ["Not the id of a user."]})
     return decoded[1]
-
-
-def signed_in(info: Info) -> Caller:
-    """The caller, checked before the arguments are, in the order REST's ``CurrentCaller`` does it."""
-    caller = info.context.caller
-    if caller is None:
-        raise Unauthenticated()
-    return caller
 
 
 async def me(info: Info) -> User | None:

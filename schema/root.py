@@ -15,12 +15,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from api.settings import Settings
-from resolvers import api_keys, auth, nodes, users
+from resolvers import api_keys, auth, fetch, nodes, users
 from schema.api_keys import ApiKey, ApiKeyPayload
 from schema.auth import AuthPayload
 from schema.base import Node
 from schema.errors import ErrorRendering, log_unexpected
 from schema.execution import LeafShortcutExecutor
+from schema.fetch import FetchJob, FetchJobConnection, FetchResult
 from schema.parsing import DocumentCache, ValidationResults
 from schema.users import User, UserConnection
 
@@ -33,6 +34,15 @@ class Query:
     api_keys: list[ApiKey] = strawberry.field(resolver=api_keys.api_keys_list, description="The caller's.")
     users: UserConnection = strawberry.field(
         resolver=users.users_page, description="Every account, oldest first (admin)."
+    )
+    fetch_job: FetchJob | None = strawberry.field(
+        resolver=fetch.fetch_job, description="One of the caller's jobs (any, for an admin)."
+    )
+    fetch_jobs: FetchJobConnection = strawberry.field(
+        resolver=fetch.my_fetch_jobs, description="The caller's jobs, oldest first."
+    )
+    fetch: list[FetchResult] = strawberry.field(
+        resolver=fetch.fetch_now, description="Fetch the URLs now and wait for every result (not stored)."
     )
 
 
@@ -57,6 +67,17 @@ class Mutation:
     revoke_api_key: bool = strawberry.mutation(resolver=api_keys.revoke_api_key)
     delete_user: bool = strawberry.mutation(
         resolver=users.delete_user, description="Delete one's own account, or any (admin)."
+    )
+    start_fetch_job: FetchJob = strawberry.mutation(
+        resolver=fetch.start_fetch_job, description="Start fetching in the background; returns at once."
+    )
+    start_fetch_job_from_file: FetchJob = strawberry.mutation(
+        resolver=fetch.start_fetch_job_from_file,
+        description="As `startFetchJob`, for a text file of URLs, one a line (`#` starts a comment).",
+    )
+    cancel_fetch_job: FetchJob = strawberry.mutation(
+        resolver=fetch.cancel_fetch_job,
+        description="Stop a job: its fetches in flight end, the URLs not fetched are CANCELLED.",
     )
 
 
@@ -84,7 +105,7 @@ def build_schema(settings: Settings) -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        types=[User, ApiKey],
+        types=[User, ApiKey, FetchJob],
         extensions=extensions,
         execution_context_class=LeafShortcutExecutor,
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),

@@ -1,29 +1,48 @@
 """GraphQL types of the users domain."""
 
+import uuid
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import strawberry
 
 from api.db import models
 from api.ids import to_global_id
 from api.services.commands import UserAdminUpdate, UserCreate, UserSelfUpdate, build
-from schema.base import Connection, Node
+from api.services.pagination import DEFAULT_PAGE_SIZE
+from resolvers import fetch as fetch_resolvers
+from resolvers.context import Info
+from schema.base import Connection, Node, described_field
+
+if TYPE_CHECKING:
+    from schema.fetch import FetchJob, JobStatus
 
 
 @strawberry.type
 class User(Node):
+    key: strawberry.Private[uuid.UUID]
     email: str
     display_name: str | None
     is_active: bool
     is_admin: bool
     created_at: datetime
 
+    @described_field("The user's fetch jobs, oldest first (the user, or an admin).")
+    async def fetch_jobs(
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        status: Annotated["JobStatus", strawberry.lazy("schema.fetch")] | None = None,
+    ) -> Connection[Annotated["FetchJob", strawberry.lazy("schema.fetch")]]:
+        return await fetch_resolvers.user_fetch_jobs(self, info, first, after, status)
+
     @classmethod
     def from_model(cls, row: models.User) -> Self:
         return cls(
             id=strawberry.ID(to_global_id("User", row.id)),
+            key=row.id,
             email=row.email,
             display_name=row.display_name,
             is_active=row.is_active,

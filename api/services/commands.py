@@ -88,3 +88,7 @@ class PasswordChange(Command):
 class ApiKeyCreate(Command):
     name: DisplayName
     scopes: Annotated[list[Scope], Field(min_length=1)]
+
+
+class FetchJobCreate(Command):
+    urls: list[str]

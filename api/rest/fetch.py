@@ -1,0 +1,188 @@
+"""``/api/v1/fetch`` and ``/api/v1/fetch-jobs``: fetching now, and fetch jobs, over the fetch services."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import BaseModel
+from starlette.datastructures import UploadFile
+
+from api.db import models
+from api.deps import CurrentCaller, FetcherDep, JobsDep, LimiterDep, SessionDep, SettingsDep
+from api.errors import InvalidInput
+from api.fetcher import Outcome, Result
+from api.ids import to_global_id
+from api.rest.pages import ItemPage, page_response
+from api.services import fetch, fetch_jobs
+from api.services.commands import FetchJobCreate, build
+from api.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest
+
+router = APIRouter(tags=["fetch"])
+
+
+class FetchResultOut(BaseModel):
+    position: int
+    url: str
+    outcome: Outcome
+    status_code: int | None
+    final_url: str | None
+    content_type: str | None
+    bytes: int | None
+    elapsed_ms: float | None
+    error: str | None
+    fetched_at: datetime | None
+
+    @classmethod
+    def from_result(cls, row: Result | models.FetchResult) -> Self:
+        return cls(
+            position=row.position,
+            url=row.url,
+            outcome=row.outcome,
+            status_code=row.status_code,
+            final_url=row.final_url,
+            content_type=row.content_type,
+            bytes=row.bytes,
+            elapsed_ms=row.elapsed_ms,
+            error=row.error,
+            fetched_at=row.fetched_at,
+        )
+
+
+class FetchJobOut(BaseModel):
+    id: uuid.UUID
+    node_id: str
+    owner_id: uuid.UUID
+    status: models.JobStatus
+    total: int
+    completed: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_model(cls, row: models.FetchJob) -> Self:
+        return cls(
+            id=row.id,
+            node_id=to_global_id("FetchJob", row.id),
+            owner_id=row.owner_id,
+            status=row.status,
+            total=row.total,
+            completed=row.completed,
+            error=row.error,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+
+@router.get("/fetch")
+async def fetch_now(
+    urls: Annotated[list[str], Query(description="A URL to fetch; repeat for more (1 to 100).")],
+    caller: CurrentCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    fetcher: FetcherDep,
+) -> ItemPage[FetchResultOut]:
+    """Fetch the URLs now and answer when every result is in (nothing is stored)."""
+    results = await fetch.fetch_now(session, settings, limiter, fetcher, caller, urls)
+    return ItemPage(items=[FetchResultOut.from_result(r) for r in results], next_cursor=None)
+
+
+_START_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": FetchJobCreate.model_json_schema()},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        },
+    },
+}
+
+
+@router.post("/fetch-jobs", status_code=status.HTTP_202_ACCEPTED, openapi_extra={"requestBody": _START_BODY})
+async def start_job(
+    request: Request,
+    response: Response,
+    caller: CurrentCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    jobs: JobsDep,
+) -> FetchJobOut:
+    """Start fetching in the background and answer at once; follow ``Location`` for progress.
+
+    Send ``{"urls": [...]}`` as JSON, or a text file of URLs (one a line, ``#`` for comments) as the
+    multipart field ``file``.
+    """
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        urls, field = (
+            fetch.urls_in_file(settings, await _uploaded(request, settings.upload_max_bytes)),
+            "file",
+        )
+    else:
+        urls, field = build(FetchJobCreate, await _json(request)).urls, "urls"
+    job = await fetch_jobs.start_job(session, settings, limiter, jobs, caller, urls, field=field)
+    response.headers["Location"] = str(request.url_for("read_job", job_id=job.id))
+    return FetchJobOut.from_model(job)
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise InvalidInput({"__root__": ["The body is not JSON."]}) from None
+
+
+async def _uploaded(request: Request, limit: int) -> bytes:
+    """The first ``limit + 1`` bytes of the ``file`` field (enough to tell it is too large)."""
+    form = await request.form(max_files=1, max_fields=10)  # a malformed body is Starlette's 400
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidInput({"file": ["Send the URLs as a file in the multipart field named file."]})
+    return await upload.read(limit + 1)
+
+
+@router.get("/fetch-jobs")
+async def list_jobs(
+    request: Request,
+    response: Response,
+    caller: CurrentCaller,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+    status: models.JobStatus | None = None,
+) -> ItemPage[FetchJobOut]:
+    """The caller's jobs, oldest first, optionally those in one status."""
+    page = await fetch_jobs.list_jobs(session, caller, PageRequest(first=limit, after=cursor), status=status)
+    return page_response(request, response, page, FetchJobOut.from_model)
+
+
+@router.get("/fetch-jobs/{job_id}")
+async def read_job(job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> FetchJobOut:
+    """One of the caller's jobs (any, for an admin)."""
+    return FetchJobOut.from_model(await fetch_jobs.get_job(session, caller, job_id))
+
+
+@router.delete("/fetch-jobs/{job_id}")
+async def cancel_job(
+    job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep, jobs: JobsDep
+) -> FetchJobOut:
+    """Cancel a job: its fetches in flight stop, and the URLs not fetched get ``CANCELLED`` results.
+    The job stays, with the results it has; the answer is the job as it now stands."""
+    return FetchJobOut.from_model(await fetch_jobs.cancel_job(session, jobs, caller, job_id))
+
+
+@router.get("/fetch-jobs/{job_id}/results")
+async def job_results(
+    job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep, outcome: Outcome | None = None
+) -> ItemPage[FetchResultOut]:
+    """The job's results so far, in URL order (at most 100: a job holds no more URLs)."""
+    rows = await fetch_jobs.job_results(session, caller, job_id, outcome=outcome)
+    return ItemPage(items=[FetchResultOut.from_result(row) for row in rows], next_cursor=None)
