@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import migrations, security
 from api.app import create_app
+from api.db.base import Base
 from api.db.engine import Database, create_engine, session_factory
 from api.settings import Settings
+from tests.targets import serving
 
 POSTGRES_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
@@ -107,5 +109,46 @@ async def app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
     transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def targets() -> AsyncIterator[str]:
+    """The base URL of a real HTTP server on 127.0.0.1 for the fetcher (``tests/targets.py``)."""
+    async with serving() as url:
+        yield url
+
+
+def fetch_settings(**overrides: Any) -> Settings:
+    """Settings that let the fetcher reach the local target server (and nothing else private)."""
+    return settings_for_tests(**({"fetch_allow_networks": ["127.0.0.0/8"]} | overrides))
+
+
+@pytest.fixture
+async def live_database(engine: AsyncEngine) -> AsyncIterator[Database]:
+    """A database whose transactions really commit, for tests where a background job writes beside
+    the requests (one rolled-back connection cannot be shared by both). Emptied afterwards."""
+    yield Database(engine, session_factory(engine))
+    async with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(table.delete())
+
+
+@pytest.fixture
+def live_settings() -> Settings:
+    return fetch_settings()
+
+
+@pytest.fixture
+async def live_app(live_settings: Settings, live_database: Database) -> AsyncIterator[FastAPI]:
+    app = create_app(live_settings, database=live_database)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def live_client(live_app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
+    transport = httpx2.ASGITransport(app=live_app, raise_app_exceptions=False)
     async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client

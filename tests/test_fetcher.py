@@ -10,13 +10,11 @@ import pytest
 
 from api.fetcher import Fetcher, Limits, Outcome
 from api.ssrf import Guard, IPAddress
-from tests.targets import serving
 
 
-@pytest.fixture(scope="module")
-async def base() -> AsyncIterator[str]:
-    async with serving() as url:
-        yield url
+@pytest.fixture
+def base(targets: str) -> str:
+    return targets
 
 
 @pytest.fixture

@@ -1,0 +1,366 @@
+"""Fetch jobs end to end, with real commits and the real runner: started at once, results written as
+they come, cancelled promptly, listed, hidden from other users, and taken over after a crash."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from api.app import create_app
+from api.db.engine import Database
+from api.db.models import FetchJob, JobStatus
+from api.fetcher import Outcome
+from api.ids import from_global_id, to_global_id
+from api.jobs import JobRunner
+from api.services.callers import Caller
+from api.services.fetch_jobs import results_of_jobs
+from api.settings import Settings
+from tests.conftest import fetch_settings
+from tests.factories import bearer, graphql, make_user
+
+JOB_FIELDS = "id status total completed error startedAt finishedAt results { position url outcome error }"
+START = f"mutation($urls: [String!]!) {{ startFetchJob(urls: $urls) {{ {JOB_FIELDS} }} }}"
+READ = f"query($id: ID!) {{ fetchJob(id: $id) {{ {JOB_FIELDS} }} }}"
+CANCEL = f"mutation($id: ID!) {{ cancelFetchJob(id: $id) {{ {JOB_FIELDS} }} }}"
+
+
+def runner(app: FastAPI) -> JobRunner:
+    jobs: JobRunner = app.state.jobs
+    return jobs
+
+
+def key(global_id: str) -> uuid.UUID:
+    decoded = from_global_id(global_id)
+    assert decoded is not None
+    return decoded[1]
+
+
+async def start(client: httpx2.AsyncClient, urls: list[str], headers: dict[str, str]) -> dict[str, Any]:
+    body = await graphql(client, START, {"urls": urls}, headers=headers)
+    assert "errors" not in body, body
+    job: dict[str, Any] = body["data"]["startFetchJob"]
+    return job
+
+
+async def read(client: httpx2.AsyncClient, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    body = await graphql(client, READ, {"id": job_id}, headers=headers)
+    assert "errors" not in body, body
+    job: dict[str, Any] = body["data"]["fetchJob"]
+    return job
+
+
+async def until(condition: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    async with asyncio.timeout(within):
+        while not await condition():  # noqa: ASYNC110 (the state is in the database: nothing to wait on)
+            await asyncio.sleep(0.02)
+
+
+async def test_a_job_starts_at_once_and_writes_each_result_as_it_comes(
+    live_app: FastAPI,
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    targets: str,
+    live_settings: Settings,
+) -> None:
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    started = time.perf_counter()
+    job = await start(live_client, [f"{targets}/ok", f"{targets}/slow?s=1", "gopher://x/"], headers)
+    assert time.perf_counter() - started < 0.5  # the mutation does not wait for the fetching
+    assert (job["status"], job["total"], job["completed"], job["results"]) == ("PENDING", 3, 0, [])
+
+    async def two_in() -> bool:
+        return bool((await read(live_client, job["id"], headers))["completed"] == 2)
+
+    await until(two_in)
+    midway = await read(live_client, job["id"], headers)
+    assert midway["status"] == "RUNNING"  # the slow one is still under way
+    assert midway["startedAt"] is not None
+    assert midway["finishedAt"] is None
+    assert [(r["position"], r["outcome"]) for r in midway["results"]] == [(0, "OK"), (2, "INVALID_URL")]
+
+    await runner(live_app).wait(key(job["id"]))
+    done = await read(live_client, job["id"], headers)
+    assert (done["status"], done["completed"], done["error"]) == ("DONE", 3, None)
+    assert [r["outcome"] for r in done["results"]] == ["OK", "OK", "INVALID_URL"]
+    assert done["finishedAt"] is not None
+
+
+async def test_rest_starts_with_202_and_a_location_to_follow(
+    live_app: FastAPI,
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    targets: str,
+    live_settings: Settings,
+) -> None:
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    response = await live_client.post(
+        "/api/v1/fetch-jobs", json={"urls": [f"{targets}/ok"] * 2}, headers=headers
+    )
+    assert response.status_code == 202
+    job = response.json()
+    assert response.headers["Location"] == f"http://testserver/api/v1/fetch-jobs/{job['id']}"
+    assert job["node_id"] == to_global_id("FetchJob", uuid.UUID(job["id"]))
+    await runner(live_app).wait(uuid.UUID(job["id"]))
+    followed = (await live_client.get(response.headers["Location"], headers=headers)).json()
+    assert (followed["status"], followed["completed"]) == ("DONE", 2)
+    results = (await live_client.get(f"/api/v1/fetch-jobs/{job['id']}/results", headers=headers)).json()
+    assert [(r["position"], r["outcome"]) for r in results["items"]] == [(0, "OK"), (1, "OK")]
+    errors = (
+        await live_client.get(f"/api/v1/fetch-jobs/{job['id']}/results?outcome=HTTP_ERROR", headers=headers)
+    ).json()
+    assert errors["items"] == []
+    over_graphql = await read(live_client, job["node_id"], headers)
+    assert over_graphql["status"] == followed["status"]
+
+
+async def test_cancelling_stops_the_fetches_in_flight_at_once(
+    live_app: FastAPI,
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    targets: str,
+    live_settings: Settings,
+) -> None:
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    urls = [f"{targets}/ok", *[f"{targets}/slow?s=5"] * 12]
+    job = await start(live_client, urls, headers)
+
+    async def first_in() -> bool:
+        return bool((await read(live_client, job["id"], headers))["completed"] == 1)
+
+    await until(first_in)
+    started = time.perf_counter()
+    body = await graphql(live_client, CANCEL, {"id": job["id"]}, headers=headers)
+    cancelled = body["data"]["cancelFetchJob"]
+    await asyncio.wait_for(runner(live_app).wait(key(job["id"])), timeout=1.0)
+    assert time.perf_counter() - started < 1.0  # not the 5 s the slow answers take
+    assert (cancelled["status"], cancelled["completed"]) == ("CANCELLED", 13)
+    assert cancelled["finishedAt"] is not None
+    outcomes = [r["outcome"] for r in cancelled["results"]]
+    assert outcomes == ["OK", *["CANCELLED"] * 12]
+    assert cancelled["results"][1]["error"] == "The job was cancelled before this URL was fetched."
+    await asyncio.sleep(0.2)
+    assert await read(live_client, job["id"], headers) == cancelled  # nothing written after
+
+    again = await live_client.delete(f"/api/v1/fetch-jobs/{key(job['id'])}", headers=headers)
+    assert (again.status_code, again.json()["status"]) == (200, "CANCELLED")
+
+
+async def test_a_job_that_ended_cannot_be_cancelled(
+    live_app: FastAPI,
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    targets: str,
+    live_settings: Settings,
+) -> None:
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    job = await start(live_client, [f"{targets}/ok"], headers)
+    await runner(live_app).wait(key(job["id"]))
+    body = await graphql(live_client, CANCEL, {"id": job["id"]}, headers=headers)
+    assert body["errors"][0]["extensions"]["code"] == "CONFLICT"
+    response = await live_client.delete(f"/api/v1/fetch-jobs/{key(job['id'])}", headers=headers)
+    assert (response.status_code, response.json()["code"]) == (409, "CONFLICT")
+    assert (await read(live_client, job["id"], headers))["status"] == "DONE"
+
+
+async def test_lists_page_by_keyset_and_filter_by_status(
+    live_app: FastAPI,
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    targets: str,
+    live_settings: Settings,
+) -> None:
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    ids = [(await start(live_client, [f"{targets}/ok"], headers))["id"] for _ in range(3)]
+    for job_id in ids:
+        await runner(live_app).wait(key(job_id))
+    slow = await start(live_client, [f"{targets}/slow?s=5"], headers)
+    await graphql(live_client, CANCEL, {"id": slow["id"]}, headers=headers)
+
+    query = """query($after: String, $status: FetchJobStatus) {
+      fetchJobs(first: 2, after: $after, status: $status) {
+        nodes { id status } pageInfo { hasNextPage endCursor } } }"""
+    first = (await graphql(live_client, query, {}, headers=headers))["data"]["fetchJobs"]
+    assert [n["id"] for n in first["nodes"]] == ids[:2]
+    assert first["pageInfo"]["hasNextPage"] is True
+    rest = await graphql(live_client, query, {"after": first["pageInfo"]["endCursor"]}, headers=headers)
+    assert [n["id"] for n in rest["data"]["fetchJobs"]["nodes"]] == [ids[2], slow["id"]]
+    cancelled = await graphql(live_client, query, {"status": "CANCELLED"}, headers=headers)
+    assert [n["id"] for n in cancelled["data"]["fetchJobs"]["nodes"]] == [slow["id"]]
+
+    page = await live_client.get("/api/v1/fetch-jobs", params={"limit": 2}, headers=headers)
+    assert [item["node_id"] for item in page.json()["items"]] == ids[:2]
+    assert 'rel="next"' in page.headers["Link"]
+    done = await live_client.get("/api/v1/fetch-jobs", params={"status": "DONE"}, headers=headers)
+    assert [item["node_id"] for item in done.json()["items"]] == ids
+
+
+async def test_jobs_are_their_owners_and_admins_only_on_every_path(
+    live_app: FastAPI,
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    targets: str,
+    live_settings: Settings,
+) -> None:
+    owner = await make_user(live_database)
+    stranger = await make_user(live_database)
+    admin = await make_user(live_database, admin=True)
+    job = await start(live_client, [f"{targets}/ok"], bearer(live_settings, owner))
+    await runner(live_app).wait(key(job["id"]))
+    rest_id = key(job["id"])
+    theirs = bearer(live_settings, stranger)
+
+    body = await graphql(live_client, READ, {"id": job["id"]}, headers=theirs)
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    node = await graphql(
+        live_client, "query($id: ID!) { node(id: $id) { id } }", {"id": job["id"]}, headers=theirs
+    )
+    assert node["data"]["node"] is None
+    listed = await graphql(live_client, "{ fetchJobs { nodes { id } } }", headers=theirs)
+    assert listed["data"]["fetchJobs"]["nodes"] == []
+    cancel = await graphql(live_client, CANCEL, {"id": job["id"]}, headers=theirs)
+    assert cancel["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    for method, path in [
+        ("GET", f"/api/v1/fetch-jobs/{rest_id}"),
+        ("GET", f"/api/v1/fetch-jobs/{rest_id}/results"),
+        ("GET", f"/api/v1/fetch-jobs/{rest_id}/results.csv"),
+        ("GET", f"/api/v1/fetch-jobs/{rest_id}/results.ndjson"),
+        ("DELETE", f"/api/v1/fetch-jobs/{rest_id}"),
+    ]:
+        response = await live_client.request(method, path, headers=theirs)
+        assert (response.status_code, response.json()["code"]) == (404, "NOT_FOUND"), path
+
+    admins = bearer(live_settings, admin)
+    seen = await graphql(
+        live_client,
+        "query($id: ID!) { node(id: $id) { ... on FetchJob { status owner { id } results { outcome } } } }",
+        {"id": job["id"]},
+        headers=admins,
+    )
+    assert seen["data"]["node"] == {
+        "status": "DONE",
+        "owner": {"id": to_global_id("User", owner.id)},
+        "results": [{"outcome": "OK"}],
+    }
+    assert (
+        await live_client.get(f"/api/v1/fetch-jobs/{rest_id}/results.csv", headers=admins)
+    ).status_code == 200
+    own = await graphql(
+        live_client, "{ me { fetchJobs { nodes { id } } } }", headers=bearer(live_settings, owner)
+    )
+    assert own["data"]["me"]["fetchJobs"]["nodes"] == [{"id": job["id"]}]
+
+
+@asynccontextmanager
+async def serving_app(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+def crash() -> None:
+    """What a killed process leaves: its runs stop where they are, with no chance to hand jobs back."""
+    for task in asyncio.all_tasks():
+        if task.get_name().startswith("fetch-job"):
+            task.cancel()
+
+
+async def job_row(database: Database, job_id: uuid.UUID) -> FetchJob:
+    async with database.session() as session:
+        row = await session.scalar(select(FetchJob).where(FetchJob.id == job_id))
+    assert row is not None
+    return row
+
+
+async def test_a_job_left_running_by_a_dead_process_is_taken_over_and_finished(
+    live_database: Database, targets: str
+) -> None:
+    settings = fetch_settings(fetch_job_lease=0.6, fetch_concurrency=2)
+    user = await make_user(live_database)
+    urls = [f"{targets}/ok", f"{targets}/ok", f"{targets}/slow?s=1", f"{targets}/slow?s=1", f"{targets}/ok"]
+    async with serving_app(create_app(settings, database=live_database)) as client:
+        job_id = key((await start(client, urls, bearer(settings, user)))["id"])
+
+        async def two_in() -> bool:
+            return (await job_row(live_database, job_id)).completed == 2
+
+        await until(two_in)
+        crash()
+        await asyncio.sleep(0.05)
+        left = await job_row(live_database, job_id)
+        assert (left.status, left.completed, left.attempts) == (JobStatus.RUNNING, 2, 1)
+        assert left.lease_until is not None  # still held: nobody takes it before the lease runs out
+
+        async with serving_app(create_app(settings, database=live_database)):  # another worker
+
+            async def done() -> bool:
+                return (await job_row(live_database, job_id)).status is JobStatus.DONE
+
+            await until(done, within=10)
+    finished = await job_row(live_database, job_id)
+    assert (finished.completed, finished.attempts, finished.error) == (5, 2, None)
+    async with live_database.session() as session:
+        results = (await results_of_jobs(session, Caller(user), [job_id]))[job_id]
+    assert [r.position for r in results] == [0, 1, 2, 3, 4]  # each once: two kept, three fetched after
+    assert {r.outcome for r in results} == {Outcome.OK}
+
+
+async def test_a_job_interrupted_too_often_fails_with_a_reason(live_database: Database, targets: str) -> None:
+    settings = fetch_settings(fetch_job_lease=0.3, fetch_job_max_attempts=1)
+    user = await make_user(live_database)
+    async with serving_app(create_app(settings, database=live_database)) as client:
+        job_id = key((await start(client, [f"{targets}/slow?s=2"], bearer(settings, user)))["id"])
+
+        async def running() -> bool:
+            return (await job_row(live_database, job_id)).status is JobStatus.RUNNING
+
+        await until(running)
+        crash()
+        async with serving_app(create_app(settings, database=live_database)):
+
+            async def failed() -> bool:
+                return (await job_row(live_database, job_id)).status is JobStatus.FAILED
+
+            await until(failed)
+    row = await job_row(live_database, job_id)
+    assert row.error == (
+        "The job was interrupted 1 times (its server stopped while it ran); it was not started again."
+    )
+    assert row.finished_at is not None
+
+
+async def test_a_clean_shutdown_hands_running_jobs_to_the_next_start(
+    live_database: Database, targets: str
+) -> None:
+    settings = fetch_settings()  # a lease of an hour: only the hand-back lets the next start go on
+    user = await make_user(live_database)
+    async with serving_app(create_app(settings, database=live_database)) as client:
+        job_id = key(
+            (await start(client, [f"{targets}/ok", f"{targets}/slow?s=5"], bearer(settings, user)))["id"]
+        )
+
+        async def one_in() -> bool:
+            return (await job_row(live_database, job_id)).completed == 1
+
+        await until(one_in)
+        started = time.perf_counter()
+    assert time.perf_counter() - started < 1.0  # the shutdown did not wait for the slow fetch
+    handed_back = await job_row(live_database, job_id)
+    assert (handed_back.status, handed_back.lease_until, handed_back.attempts) == (JobStatus.RUNNING, None, 0)
+
+    next_start = create_app(fetch_settings(), database=live_database)
+    async with serving_app(next_start):
+        await runner(next_start).wait(job_id)
+    resumed = await job_row(live_database, job_id)
+    assert (resumed.status, resumed.completed, resumed.attempts) == (JobStatus.DONE, 2, 1)
