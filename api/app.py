@@ -13,7 +13,7 @@ from api.fetcher import Fetcher, fetch_limits, outbound_client
 from api.graphql import GraphQLApp
 from api.jobs import JobRunner
 from api.logs import configure_logging
-from api.middleware import MethodsMiddleware, RequestIdMiddleware
+from api.middleware import BodyLimitMiddleware, MethodsMiddleware, RequestIdMiddleware
 from api.problems import install_error_handlers
 from api.ratelimit import limiter_for
 from api.rest import system
@@ -66,7 +66,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version="0.1.0",
         summary="A GraphQL-first API service; this is its REST compatibility layer.",
         lifespan=lifespan,
-        max_body_size=max(settings.request_max_bytes, settings.upload_max_bytes + MULTIPART_FRAMING),
     )
     app.state.settings = settings
     app.include_router(system.router)
@@ -75,6 +74,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
 
     app.add_middleware(MethodsMiddleware)
+    body_limit = max(settings.request_max_bytes, settings.upload_max_bytes + MULTIPART_FRAMING)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
     if settings.allowed_hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     if settings.cors_origins:

@@ -3,11 +3,15 @@
 import re
 import uuid
 
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.logs import request_id_var
+from api.problems import problem
 
 REQUEST_ID_HEADER = b"x-request-id"
 _ACCEPTABLE_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
@@ -94,3 +98,38 @@ def _without_body(send: Send) -> Send:
         await send(message)
 
     return send_headers_only
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``max_bytes`` with 413 and a problem document.
+
+    A declared ``Content-Length`` over the limit is answered before the app runs. A body without
+    one (chunked) is counted as the app reads it; past the limit, reading raises an HTTP 413 that the
+    error handlers render like any other refusal, before anything was written.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"The request body is larger than {self.max_bytes} bytes."
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await problem(Request(scope), 413, "PAYLOAD_TOO_LARGE", detail)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, detail)
+            return message
+
+        await self.app(scope, counted, send)

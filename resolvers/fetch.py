@@ -66,7 +66,10 @@ async def start_fetch_job(info: Info, urls: list[str]) -> fetch_schema.FetchJob:
 async def start_fetch_job_from_file(info: Info, file: Upload) -> fetch_schema.FetchJob:
     ctx = info.context
     caller = signed_in(info)
-    data = await file.read(ctx.settings.upload_max_bytes + 1)  # type: ignore[attr-defined]
+    try:
+        data = await file.read(ctx.settings.upload_max_bytes + 1)  # type: ignore[attr-defined]
+    finally:
+        await file.close()  # type: ignore[attr-defined]
     urls = fetch.urls_in_file(ctx.settings, data)
     job = await fetch_jobs.start_job(
         ctx.session, ctx.settings, ctx.attempt.limiter, ctx.jobs, caller, urls, field="file"

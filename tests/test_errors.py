@@ -2,7 +2,7 @@
 with a request id that also appears in the log."""
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import NoReturn
 
 import httpx2
@@ -154,3 +154,23 @@ async def test_a_variable_of_a_custom_scalar_that_does_not_parse_is_the_clients_
     (error,) = response.json()["errors"]
     assert error["extensions"]["code"] in {"BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED"}
     assert logged_errors(log) == []
+
+
+async def test_a_body_streamed_past_the_cap_is_refused_in_the_transport_s_shape(
+    client: httpx2.AsyncClient,
+) -> None:
+    """No Content-Length (chunked): the body is counted as it is read."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"query": "{ me { id } }", "padding": "'
+        for _ in range(80):
+            yield b"x" * 16384
+        yield b'"}'
+
+    response = await client.post("/graphql", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    response = await client.post(
+        "/api/v1/users", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert (response.status_code, response.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")

@@ -142,11 +142,11 @@ async def _json(request: Request) -> Any:
 
 async def _uploaded(request: Request, limit: int) -> bytes:
     """The first ``limit + 1`` bytes of the ``file`` field (enough to tell it is too large)."""
-    form = await request.form(max_files=1, max_fields=10)  # a malformed body is Starlette's 400
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidInput({"file": ["Send the URLs as a file in the multipart field named file."]})
-    return await upload.read(limit + 1)
+    async with request.form(max_files=1, max_fields=10) as form:  # a malformed body is Starlette's 400
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput({"file": ["Send the URLs as a file in the multipart field named file."]})
+        return await upload.read(limit + 1)
 
 
 @router.get("/fetch-jobs")
