@@ -130,7 +130,7 @@ async def test_cancelling_stops_the_fetches_in_flight_at_once(
 ) -> None:
     user = await make_user(live_database)
     headers = bearer(live_settings, user)
-    urls = [f"{targets}/ok", *[f"{targets}/slow?s=5"] * 12]
+    urls = [f"{targets}/ok", *[f"{targets}/slow?s=2"] * 12]
     job = await start(live_client, urls, headers)
 
     async def first_in() -> bool:
@@ -184,7 +184,7 @@ async def test_lists_page_by_keyset_and_filter_by_status(
     ids = [(await start(live_client, [f"{targets}/ok"], headers))["id"] for _ in range(3)]
     for job_id in ids:
         await runner(live_app).wait(key(job_id))
-    slow = await start(live_client, [f"{targets}/slow?s=5"], headers)
+    slow = await start(live_client, [f"{targets}/slow?s=2"], headers)
     await graphql(live_client, CANCEL, {"id": slow["id"]}, headers=headers)
 
     query = """query($after: String, $status: FetchJobStatus) {
@@ -347,7 +347,7 @@ async def test_a_clean_shutdown_hands_running_jobs_to_the_next_start(
     user = await make_user(live_database)
     async with serving_app(create_app(settings, database=live_database)) as client:
         job_id = key(
-            (await start(client, [f"{targets}/ok", f"{targets}/slow?s=5"], bearer(settings, user)))["id"]
+            (await start(client, [f"{targets}/ok", f"{targets}/slow?s=2"], bearer(settings, user)))["id"]
         )
 
         async def one_in() -> bool:
