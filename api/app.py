@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 yield
             finally:
                 await app.state.jobs.close()
+                await app.state.limiter.close()
                 if owned:
                     await app.state.database.dispose()
 
@@ -74,8 +75,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
 
     app.add_middleware(MethodsMiddleware)
-    body_limit = max(settings.request_max_bytes, settings.upload_max_bytes + MULTIPART_FRAMING)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.request_max_bytes,
+        multipart_max_bytes=settings.upload_max_bytes + MULTIPART_FRAMING,
+    )
     if settings.allowed_hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     if settings.cors_origins:

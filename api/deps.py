@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 
 from api.db.engine import Database
 from api.errors import Unauthenticated
@@ -67,6 +67,17 @@ async def get_session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def read_body_first(connection: HTTPConnection) -> None:
+    """Read the whole body (at most the body cap) before any transaction begins. FastAPI does so for
+    the bodies it parses itself; a handler that reads its own (uploads, GraphQL) takes this first,
+    so a client sending slowly does not hold a transaction open (on SQLite, the write lock)."""
+    if isinstance(connection, Request):
+        await connection.body()
+
+
+BodyReadFirst = Annotated[None, Depends(read_body_first)]
 
 
 class _BearerToken(OAuth2PasswordBearer):

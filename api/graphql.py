@@ -17,6 +17,7 @@ from strawberry.types.unset import UNSET
 from api.deps import (
     ApiKeyDep,
     BearerDep,
+    BodyReadFirst,
     ClientAddressDep,
     FetcherDep,
     JobsDep,
@@ -35,6 +36,7 @@ PREFLIGHT_HEADERS = ("GraphQL-Require-Preflight", "Apollo-Require-Preflight", "X
 
 
 async def get_context(
+    _body: BodyReadFirst,
     session: SessionDep,
     settings: SettingsDep,
     bearer: BearerDep,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import aclosing, suppress
 
 from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -25,6 +26,8 @@ from api.services.job_progress import Claim
 
 logger = logging.getLogger(__name__)
 
+_PENDING = "switchboard.after_commit"
+_HOOKED = "switchboard.after_commit_hooked"
 INTERNAL_FAILURE = "The job stopped on an internal error; its results so far are kept."
 
 
@@ -56,13 +59,27 @@ class JobRunner:
         self._after_commit(session, lambda: self._stop(job_id))
 
     def _after_commit(self, session: AsyncSession, action: Callable[[], None]) -> None:
-        """Run ``action`` on the loop once ``session`` commits; never, if it rolls back."""
-        loop = asyncio.get_running_loop()
+        """Run ``action`` on the loop once ``session`` commits; never, if it rolls back first.
 
-        def committed(_session: Session) -> None:
-            loop.call_soon(action)
+        The actions wait in ``session.info``: a commit runs them, a rollback (a failed GraphQL
+        operation, say, whose session then commits nothing) drops them.
+        """
+        pending: list[Callable[[], None]] = session.info.setdefault(_PENDING, [])
+        if not pending and not session.info.get(_HOOKED):
+            loop = asyncio.get_running_loop()
+            sync = session.sync_session
 
-        event.listen(session.sync_session, "after_commit", committed, once=True)
+            def committed(_session: Session) -> None:
+                for queued in sync.info.pop(_PENDING, []):
+                    loop.call_soon(queued)
+
+            def rolled_back(_session: Session, *_: object) -> None:
+                sync.info.pop(_PENDING, None)
+
+            event.listen(sync, "after_commit", committed)
+            event.listen(sync, "after_soft_rollback", rolled_back)
+            session.info[_HOOKED] = True
+        session.info.setdefault(_PENDING, pending).append(action)
 
     # The process's side.
 
@@ -82,7 +99,7 @@ class JobRunner:
         for job_id in orphans:
             self._spawn(job_id)
 
-    async def close(self, grace: float = 5.0) -> None:
+    async def close(self, grace: float = 10.0) -> None:
         """Stop every job of this process and give each back (``job_progress.release``)."""
         self._closing = True
         tasks = [*self._tasks.values(), *([self._sweeper] if self._sweeper else [])]
@@ -119,28 +136,44 @@ class JobRunner:
             await self.sweep()
 
     async def _run(self, job_id: uuid.UUID) -> None:
-        async with self.database.session() as session:
-            claim = await job_progress.claim(
-                session, job_id, lease=self.lease, max_attempts=self.max_attempts
-            )
-        if claim is None:
-            return
-        keeper = asyncio.create_task(self._keep_lease(claim, asyncio.current_task()))
+        """Claim the job, fetch what remains, finish it.
+
+        A database error on the way (a lock that did not come in time, a dropped connection) does
+        not fail the job: its lease runs out and a sweep takes it over where it stopped. Only an
+        error of our own (a bug) fails it, with a sentence and the traceback in the log.
+        """
+        claim: Claim | None = None
+        keeper: asyncio.Task[None] | None = None
         try:
+            async with self.database.session() as session:
+                claim = await job_progress.claim(
+                    session, job_id, lease=self.lease, max_attempts=self.max_attempts
+                )
+            if claim is None:
+                return
+            keeper = asyncio.create_task(self._keep_lease(claim, asyncio.current_task()))
             if await self._fetch(claim):
                 async with self.database.session() as session:
                     await job_progress.finish(session, claim)
         except asyncio.CancelledError:
-            if self._closing:
-                async with self.database.session() as session:
-                    await job_progress.release(session, claim)
+            if self._closing and claim is not None:
+                with suppress(SQLAlchemyError):
+                    async with self.database.session() as session:
+                        await job_progress.release(session, claim)
             raise
+        except SQLAlchemyError:
+            logger.warning(
+                "fetch job %s stopped on a database error; it resumes when its lease runs out", job_id
+            )
         except Exception:
             logger.exception("fetch job %s failed", job_id)
-            async with self.database.session() as session:
-                await job_progress.finish(session, claim, JobStatus.FAILED, INTERNAL_FAILURE)
+            if claim is not None:
+                with suppress(SQLAlchemyError):
+                    async with self.database.session() as session:
+                        await job_progress.finish(session, claim, JobStatus.FAILED, INTERNAL_FAILURE)
         finally:
-            keeper.cancel()
+            if keeper is not None:
+                keeper.cancel()
 
     async def _fetch(self, claim: Claim) -> bool:
         """Fetch and record what remains; ``False`` if the job stopped being ours on the way."""

@@ -101,24 +101,29 @@ def _without_body(send: Send) -> Send:
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies over ``max_bytes`` with 413 and a problem document.
+    """Refuses request bodies over ``max_bytes`` (``multipart_max_bytes`` for uploads) with 413 and a
+    problem document.
 
     A declared ``Content-Length`` over the limit is answered before the app runs. A body without
     one (chunked) is counted as the app reads it; past the limit, reading raises an HTTP 413 that the
     error handlers render like any other refusal, before anything was written.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, multipart_max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.multipart_max_bytes = multipart_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        detail = f"The request body is larger than {self.max_bytes} bytes."
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        headers = Headers(scope=scope)
+        multipart = headers.get("content-type", "").startswith("multipart/form-data")
+        limit = self.multipart_max_bytes if multipart else self.max_bytes
+        detail = f"The request body is larger than {limit} bytes."
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
             await problem(Request(scope), 413, "PAYLOAD_TOO_LARGE", detail)(scope, receive, send)
             return
         received = 0
@@ -128,7 +133,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise HTTPException(413, detail)
             return message
 

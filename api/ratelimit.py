@@ -11,7 +11,7 @@ from typing import Protocol
 
 from sqlalchemy import text
 
-from api.db.engine import Database
+from api.db.engine import Database, create_engine
 from api.errors import RateLimited
 
 
@@ -25,6 +25,8 @@ class Limiter(Protocol):
     async def hit(self, key: str, limit: Limit) -> float | None:
         """Count one hit on ``key``; the seconds to wait if that went over ``limit``, else None."""
         ...
+
+    async def close(self) -> None: ...
 
 
 class MemoryLimiter:
@@ -44,6 +46,9 @@ class MemoryLimiter:
             self._forget_expired(now, limit.seconds)
         return start + limit.seconds - now if hits + 1 > limit.hits else None
 
+    async def close(self) -> None:
+        self._windows.clear()
+
     def _forget_expired(self, now: float, seconds: int) -> None:
         for key in [k for k, (start, _) in self._windows.items() if now - start >= seconds]:
             del self._windows[key]
@@ -62,17 +67,26 @@ _UPSERT = text(
 
 
 class PostgresLimiter:
-    """Windows in the ``rate_limit_windows`` table; each hit is one statement in its own transaction."""
+    """Windows in the ``rate_limit_windows`` table; each hit is one statement in its own transaction.
 
-    def __init__(self, database: Database) -> None:
-        self.database = database
+    The hits go through a small pool of their own. A request counts a hit while its session holds a
+    connection of the main pool; were the hit to need a second one from that pool, enough
+    concurrent requests would each hold one and wait for another, for ever.
+    """
+
+    def __init__(self, database: Database, *, connections: int = 2) -> None:
+        url = database.engine.url.render_as_string(hide_password=False)
+        self.engine = create_engine(url, pool_size=connections, max_overflow=connections)
 
     async def hit(self, key: str, limit: Limit) -> float | None:
-        async with self.database.engine.begin() as connection:
+        async with self.engine.begin() as connection:
             hits, remaining = (
                 await connection.execute(_UPSERT, {"key": key, "seconds": limit.seconds})
             ).one()
         return max(float(remaining), 0.0) if hits > limit.hits else None
+
+    async def close(self) -> None:
+        await self.engine.dispose()
 
 
 async def throttle(limiter: Limiter, *checks: tuple[str, Limit]) -> None:

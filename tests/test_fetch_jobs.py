@@ -364,3 +364,43 @@ async def test_a_clean_shutdown_hands_running_jobs_to_the_next_start(
         await runner(next_start).wait(job_id)
     resumed = await job_row(live_database, job_id)
     assert (resumed.status, resumed.completed, resumed.attempts) == (JobStatus.DONE, 2, 1)
+
+
+async def test_a_cancel_in_an_operation_that_failed_stops_nothing(
+    live_app: FastAPI,
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    targets: str,
+    live_settings: Settings,
+) -> None:
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    job = await start(live_client, [f"{targets}/slow?s=0.5"], headers)
+    document = (
+        'mutation($id: ID!) { ok: cancelFetchJob(id: $id) { id } bad: cancelFetchJob(id: "nope") { id } }'
+    )
+    body = await graphql(live_client, document, {"id": job["id"]}, headers=headers)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"  # the whole operation rolls back
+    await runner(live_app).wait(key(job["id"]))
+    assert (await read(live_client, job["id"], headers))["status"] == "DONE"
+
+
+async def test_a_url_with_a_nul_is_an_invalid_url_result_on_every_database(
+    live_app: FastAPI,
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    targets: str,
+    live_settings: Settings,
+) -> None:
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    job = await start(live_client, ["http://a\x00b.example/", f"{targets}/slow?s=0.3"], headers)
+    cancelled = await live_client.delete(f"/api/v1/fetch-jobs/{key(job['id'])}", headers=headers)
+    assert cancelled.status_code == 200
+    other = await start(live_client, ["http://a\x00b.example/"], headers)
+    await runner(live_app).wait(key(other["id"]))
+    done = await read(live_client, other["id"], headers)
+    assert done["status"] == "DONE"
+    assert [(r["url"], r["outcome"]) for r in done["results"]] == [
+        ("http://a\ufffdb.example/", "INVALID_URL")
+    ]

@@ -126,3 +126,5 @@ async def test_postgresql_windows_are_shared_between_workers(database: Database)
     assert 0 <= wait <= 1
     await asyncio.sleep(1.05)
     assert await second.hit(key, limit) is None
+    await first.close()
+    await second.close()

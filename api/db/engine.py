@@ -137,6 +137,23 @@ class SerialSession(AsyncSession):
             await super().rollback()
 
 
+@asynccontextmanager
+async def outside_transaction(session: AsyncSession) -> AsyncIterator[None]:
+    """Commit, and let nothing begin another transaction on ``session`` until the block ends.
+
+    For work that waits on the network: no transaction (on SQLite, no write lock; on PostgreSQL, no
+    pooled connection) may stay open meanwhile, and other resolvers sharing a ``SerialSession``
+    wait their turn rather than open one.
+    """
+    if isinstance(session, SerialSession):
+        async with session._serial():
+            await AsyncSession.commit(session)
+            yield
+    else:
+        await session.commit()
+        yield
+
+
 def session_factory(bind: AsyncEngine | AsyncConnection, **options: Any) -> async_sessionmaker[AsyncSession]:
     """Sessions as the app uses them: serial, and not expiring objects on commit (a response is
     built from them after the commit)."""

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from api.db import models
-from api.deps import CurrentCaller, FetcherDep, JobsDep, LimiterDep, SessionDep, SettingsDep
+from api.deps import BodyReadFirst, CurrentCaller, FetcherDep, JobsDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import InvalidInput
 from api.fetcher import Outcome, Result
 from api.ids import to_global_id
@@ -108,6 +108,7 @@ _START_BODY: dict[str, Any] = {
 
 @router.post("/fetch-jobs", status_code=status.HTTP_202_ACCEPTED, openapi_extra={"requestBody": _START_BODY})
 async def start_job(
+    _body: BodyReadFirst,
     request: Request,
     response: Response,
     caller: CurrentCaller,

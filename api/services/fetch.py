@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.db.engine import outside_transaction
 from api.db.models import User
 from api.errors import InvalidInput
 from api.fetcher import Fetcher, Result
@@ -17,7 +18,8 @@ def url_list(settings: Settings, urls: Sequence[str], *, field: str = "urls") ->
     is no good becomes an ``INVALID_URL`` result rather than failing the whole call."""
     if not 1 <= len(urls) <= settings.fetch_max_urls:
         raise InvalidInput({field: [f"Give between 1 and {settings.fetch_max_urls} URLs."]})
-    return list(urls)
+    # No database stores a NUL in text; as U+FFFD it is still no valid URL, and its result can be kept.
+    return [url.replace("\x00", "\ufffd") for url in urls]
 
 
 def urls_in_file(settings: Settings, data: bytes) -> list[str]:
@@ -63,11 +65,11 @@ async def fetch_now(
 ) -> list[Result]:
     """Fetch every URL now and answer each result, in order; nothing is stored.
 
-    The caller's transaction ends before the fetching starts: no transaction (and, on SQLite, no
-    write lock) may stay open across seconds of waiting on other servers.
+    The caller's transaction ends before the fetching starts, and no other begins on its session until
+    the results are in (``outside_transaction``).
     """
     user = require(actor, "fetch")
     checked = url_list(settings, urls)
     await count_fetch(settings, limiter, user)
-    await session.commit()
-    return await fetcher.fetch_all(checked, concurrency=settings.fetch_concurrency)
+    async with outside_transaction(session):
+        return await fetcher.fetch_all(checked, concurrency=settings.fetch_concurrency)
