@@ -115,9 +115,6 @@ class JobRunner:
             with suppress(asyncio.CancelledError):
                 await asyncio.shield(task)
 
-    def running(self) -> set[uuid.UUID]:
-        return set(self._tasks)
-
     def _spawn(self, job_id: uuid.UUID) -> None:
         if self._closing or job_id in self._tasks:
             return

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from api.db.engine import Database
 from api.db.models import FetchResult
 from api.deps import CurrentCaller, DatabaseDep, SessionDep
 from api.rest.fetch import FetchResultOut
@@ -44,7 +45,7 @@ def _ndjson_lines(rows: Sequence[FetchResult]) -> str:
 
 
 def _export(
-    database: DatabaseDep,
+    database: Database,
     job_id: uuid.UUID,
     media_type: str,
     extension: str,

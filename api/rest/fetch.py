@@ -35,18 +35,8 @@ class FetchResultOut(BaseModel):
 
     @classmethod
     def from_result(cls, row: Result | models.FetchResult) -> Self:
-        return cls(
-            position=row.position,
-            url=row.url,
-            outcome=row.outcome,
-            status_code=row.status_code,
-            final_url=row.final_url,
-            content_type=row.content_type,
-            bytes=row.bytes,
-            elapsed_ms=row.elapsed_ms,
-            error=row.error,
-            fetched_at=row.fetched_at,
-        )
+        """From a fresh result or a stored one: both carry these fields by the same names."""
+        return cls.model_validate(row, from_attributes=True)
 
 
 class FetchJobOut(BaseModel):
