@@ -8,6 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from api import rest
+from api.bus import bus_for
 from api.db.engine import Database
 from api.fetcher import Fetcher, fetch_limits, outbound_client
 from api.graphql import GraphQLApp
@@ -18,6 +19,7 @@ from api.problems import install_error_handlers
 from api.ratelimit import limiter_for
 from api.rest import system
 from api.security import prepare_dummy_hash
+from api.services.live import Feeds
 from api.settings import Settings, get_settings
 from api.ssrf import Guard
 from schema.root import build_schema
@@ -41,6 +43,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             max_overflow=settings.database_max_overflow,
         )
         app.state.limiter = limiter_for(app.state.database)
+        bus = app.state.database.bus = bus_for(app.state.database.engine.url)
+        app.state.feeds = Feeds(app.state.database, bus, settings.subscription_queue_size)
+        await bus.start()
         await prepare_dummy_hash()
         async with outbound_client(settings) as client:
             app.state.fetcher = Fetcher(
@@ -58,6 +63,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 yield
             finally:
                 await app.state.jobs.close()
+                await bus.close()
+                app.state.database.bus = None
                 await app.state.limiter.close()
                 if owned:
                     await app.state.database.dispose()
@@ -71,7 +78,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.include_router(system.router)
     app.include_router(rest.router)
-    app.include_router(GraphQLApp(build_schema(settings)), prefix="/graphql")
+    app.include_router(GraphQLApp(build_schema(settings), settings), prefix="/graphql")
     install_error_handlers(app)
 
     app.add_middleware(MethodsMiddleware)

@@ -15,6 +15,7 @@ from api.jobs import JobRunner
 from api.ratelimit import Limiter
 from api.services import auth
 from api.services.callers import Caller
+from api.services.live import Feeds
 from api.settings import Settings
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -67,6 +68,14 @@ async def get_session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_feeds(connection: HTTPConnection) -> Feeds:
+    feeds: Feeds = connection.app.state.feeds
+    return feeds
+
+
+FeedsDep = Annotated[Feeds, Depends(get_feeds)]
 
 
 async def read_body_first(connection: HTTPConnection) -> None:

@@ -1,43 +1,69 @@
 """The ``/graphql`` endpoint: Strawberry's router, its context built from our FastAPI dependencies,
 and the response rules of the GraphQL over HTTP specification."""
 
-from typing import Any
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated, Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter
 from cross_web import HTTPException as StrawberryHTTPException
-from starlette.requests import Request
+from fastapi import Depends
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
 from api.deps import (
     ApiKeyDep,
     BearerDep,
     BodyReadFirst,
     ClientAddressDep,
+    DatabaseDep,
+    FeedsDep,
     FetcherDep,
     JobsDep,
     LimiterDep,
-    SessionDep,
     SettingsDep,
 )
 from api.errors import Unauthenticated
 from api.services import auth
-from resolvers.context import Context
+from api.settings import Settings
+from api.sockets import LegacyWSHandler, TransportWSHandler
+from resolvers.context import Context, SocketContext
 from schema.errors import escaped_errors_rendered, request_error_extensions
 from schema.root import Schema
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+NO_PAYLOAD = cast(UnsetType, UNSET)  # a connection_ack without a payload
 PREFLIGHT_HEADERS = ("GraphQL-Require-Preflight", "Apollo-Require-Preflight", "X-Apollo-Operation-Name")
+
+
+async def get_operation_session(
+    connection: HTTPConnection, database: DatabaseDep
+) -> AsyncIterator[AsyncSession | None]:
+    """The session of an operation over HTTP (as ``SessionDep``); none for a WebSocket, whose
+    operations and events open their own (``SocketContext.scope``)."""
+    if connection.scope["type"] == "websocket":
+        yield None
+        return
+    async with database.session() as session:
+        yield session
+
+
+OperationSession = Annotated[AsyncSession | None, Depends(get_operation_session, scope="function")]
 
 
 async def get_context(
     _body: BodyReadFirst,
-    session: SessionDep,
+    session: OperationSession,
+    database: DatabaseDep,
     settings: SettingsDep,
     bearer: BearerDep,
     api_key: ApiKeyDep,
@@ -45,22 +71,49 @@ async def get_context(
     client: ClientAddressDep,
     fetcher: FetcherDep,
     jobs: JobsDep,
+    feeds: FeedsDep,
 ) -> Context:
-    """The context of one operation, from the same dependencies and service the REST routes use."""
+    """The context of one operation over HTTP, or of a socket, from the same dependencies and
+    service the REST routes use."""
+    common: dict[str, Any] = {
+        "settings": settings,
+        "attempt": auth.Attempt(limiter, client),
+        "fetcher": fetcher,
+        "jobs": jobs,
+        "feeds": feeds,
+    }
+    if session is None:
+        return SocketContext(database=database, handshake={"bearer": bearer, "api_key": api_key}, **common)
     caller, refusal = None, None
     try:
         caller = await auth.identify(session, settings, bearer=bearer, api_key=api_key)
     except Unauthenticated as exc:
         refusal = exc
-    return Context(
-        session=session,
-        caller=caller,
-        settings=settings,
-        attempt=auth.Attempt(limiter, client),
-        fetcher=fetcher,
-        jobs=jobs,
-        refusal=refusal,
-    )
+    return Context(session=session, caller=caller, refusal=refusal, **common)
+
+
+def socket_credentials(
+    params: dict[str, Any], handshake: dict[str, str | None]
+) -> tuple[str | None, str | None]:
+    """The bearer token and API key of a socket: from the ``connection_init`` payload
+    (``Authorization: Bearer …``, ``authToken``, ``X-API-Key`` or ``apiKey``), else from the
+    upgrade request's headers. A value that is not a string, or another scheme than Bearer, is
+    ``Unauthenticated``."""
+    given = {key.lower(): value for key, value in params.items()}
+    bearer, api_key = given.get("authorization"), given.get("x-api-key", given.get("apikey"))
+    token = given.get("authtoken")
+    for value in (bearer, api_key, token):
+        if value is not None and not isinstance(value, str):
+            raise Unauthenticated("Credentials must be strings.")
+    if bearer is not None:
+        scheme, _, bearer = bearer.partition(" ")
+        if scheme.lower() != "bearer" or not bearer.strip():
+            raise Unauthenticated("Authorization must be a Bearer token.")
+    elif token is not None:
+        bearer = token.removeprefix("Bearer ")
+    if bearer is None and api_key is None:
+        return handshake.get("bearer"), handshake.get("api_key")
+    return (bearer.strip() if bearer else None), api_key
 
 
 def _accepts_graphql_response(request: Request) -> bool:
@@ -75,16 +128,37 @@ class GraphQLApp(GraphQLRouter[Context, None]):
     200 as before. Malformed requests get a GraphQL-shaped error body, not plain text.
     """
 
-    def __init__(self, schema: Schema, **kwargs: Any) -> None:
-        # No WebSocket protocol until there are subscriptions: Strawberry would otherwise run queries and
-        # mutations over a socket inside one context, hence one session and transaction, for its lifetime.
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    def __init__(self, schema: Schema, settings: Settings, **kwargs: Any) -> None:
         super().__init__(
             schema,
             context_getter=get_context,
-            subscription_protocols=(),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout),
+            keep_alive=True,
+            keep_alive_interval=settings.ws_ping_interval,
             multipart_uploads_enabled=True,
             **kwargs,
         )
+        self.max_subscriptions_per_connection = settings.ws_max_subscriptions
+        self.allowed_origins = frozenset(settings.cors_origins)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Sign the socket in with the credentials of its ``connection_init``; refused ones close it
+        with 4403. A socket without credentials may still run what needs none."""
+        assert isinstance(context, SocketContext)
+        try:
+            bearer, api_key = socket_credentials(context.connection_params or {}, context.handshake)
+            if bearer is None and api_key is None:
+                return NO_PAYLOAD
+            async with context.database.session() as session:
+                caller = await auth.identify(session, context.settings, bearer=bearer, api_key=api_key)
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None
+        context.sign_in(caller)
+        return NO_PAYLOAD
 
     async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, str]:
         """Uploads (the GraphQL multipart request specification), from scripts and apps only.

@@ -10,15 +10,13 @@ given back so the next start resumes them at once.
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from contextlib import aclosing, suppress
 
-from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from api.db.engine import Database
+from api.db.hooks import after_commit
 from api.db.models import JobStatus
 from api.fetcher import Fetcher
 from api.services import job_progress
@@ -26,8 +24,6 @@ from api.services.job_progress import Claim
 
 logger = logging.getLogger(__name__)
 
-_PENDING = "switchboard.after_commit"
-_HOOKED = "switchboard.after_commit_hooked"
 INTERNAL_FAILURE = "The job stopped on an internal error; its results so far are kept."
 
 
@@ -53,33 +49,10 @@ class JobRunner:
     # What the services ask for (``api.services.fetch_jobs.JobControl``).
 
     def run_after_commit(self, session: AsyncSession, job_id: uuid.UUID) -> None:
-        self._after_commit(session, lambda: self._spawn(job_id))
+        after_commit(session, lambda: self._spawn(job_id))
 
     def stop_after_commit(self, session: AsyncSession, job_id: uuid.UUID) -> None:
-        self._after_commit(session, lambda: self._stop(job_id))
-
-    def _after_commit(self, session: AsyncSession, action: Callable[[], None]) -> None:
-        """Run ``action`` on the loop once ``session`` commits; never, if it rolls back first.
-
-        The actions wait in ``session.info``: a commit runs them, a rollback (a failed GraphQL
-        operation, say, whose session then commits nothing) drops them.
-        """
-        pending: list[Callable[[], None]] = session.info.setdefault(_PENDING, [])
-        if not pending and not session.info.get(_HOOKED):
-            loop = asyncio.get_running_loop()
-            sync = session.sync_session
-
-            def committed(_session: Session) -> None:
-                for queued in sync.info.pop(_PENDING, []):
-                    loop.call_soon(queued)
-
-            def rolled_back(_session: Session, *_: object) -> None:
-                sync.info.pop(_PENDING, None)
-
-            event.listen(sync, "after_commit", committed)
-            event.listen(sync, "after_soft_rollback", rolled_back)
-            session.info[_HOOKED] = True
-        session.info.setdefault(_PENDING, pending).append(action)
+        after_commit(session, lambda: self._stop(job_id))
 
     # The process's side.
 

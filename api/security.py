@@ -92,6 +92,7 @@ class InvalidToken(Exception):
 class AccessClaims:
     user_id: uuid.UUID
     session_id: uuid.UUID | None
+    expires_at: datetime
 
 
 def decode_access_token(settings: Settings, token: str) -> AccessClaims:
@@ -111,6 +112,7 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
         if claims["typ"] != ACCESS_TOKEN_TYPE:
             raise InvalidToken("not an access token")
         sid = claims.get("sid")
-        return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(sid) if sid else None)
+        expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(sid) if sid else None, expires_at)
     except (jwt.PyJWTError, ValueError) as exc:
         raise InvalidToken(str(exc)) from exc

@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=10, ge=1)
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=15_000, ge=1)
+    # Live updates: a socket must say connection_init within this many seconds (else 4408); the server
+    # pings every ``ws_ping_interval`` and drops a peer whose pong takes longer than ``ws_ping_timeout``.
+    ws_connection_init_timeout: float = Field(default=10.0, gt=0, le=10.0)
+    ws_ping_interval: float = Field(default=15.0, gt=0)
+    ws_ping_timeout: float = Field(default=10.0, gt=0)
+    ws_max_subscriptions: int = Field(default=100, ge=1)
+    # Events a subscriber may have waiting before its subscription is ended as too slow.
+    subscription_queue_size: int = Field(default=100, ge=1)
+    sse_heartbeat: float = Field(default=15.0, gt=0)
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
 

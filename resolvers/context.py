@@ -1,43 +1,63 @@
-"""The per-operation GraphQL context: what every resolver may reach through ``info.context``."""
+"""The GraphQL context: what every resolver may reach through ``info.context``."""
 
-from typing import TypeAlias
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
 
+from api.db.engine import Database
 from api.errors import Unauthenticated
 from api.fetcher import Fetcher
 from api.jobs import JobRunner
 from api.services.auth import Attempt
 from api.services.callers import Caller
+from api.services.live import Feeds
 from api.settings import Settings
 from resolvers.loaders import Loaders
 
+UpdateT = TypeVar("UpdateT")
+EventT = TypeVar("EventT")
+
 
 class Context(BaseContext):
-    """Built by a FastAPI dependency for each operation: its own session, its own loaders."""
+    """Built by a FastAPI dependency for each operation over HTTP: its own session, its own loaders."""
 
     def __init__(
         self,
         *,
-        session: AsyncSession,
+        session: AsyncSession | None,
         caller: Caller | None,
         settings: Settings,
         attempt: Attempt,
         fetcher: Fetcher,
         jobs: JobRunner,
+        feeds: Feeds,
         refusal: Unauthenticated | None = None,
     ) -> None:
         super().__init__()
-        self.session = session
         self.settings = settings
         self.attempt = attempt
         self.fetcher = fetcher
         self.jobs = jobs
+        self.feeds = feeds
         self._caller = caller
         self._refusal = refusal
-        self.loaders = Loaders(session, lambda: self.caller)
+        if session is not None:
+            self._session = session
+            self._loaders = Loaders(session, lambda: self.caller)
+
+    @property
+    def session(self) -> AsyncSession:
+        return self._session
+
+    @property
+    def loaders(self) -> Loaders:
+        return self._loaders
 
     @property
     def caller(self) -> Caller | None:
@@ -47,6 +67,80 @@ class Context(BaseContext):
         if self._refusal is not None:
             raise Unauthenticated(self._refusal.message)
         return self._caller
+
+    def event_scope(self) -> AbstractAsyncContextManager[None]:
+        """Where one event of a subscription is resolved; over HTTP, the operation's session serves."""
+        return nullcontext()
+
+    async def signed_out(self, reason: str) -> None:
+        """The caller's credentials stopped holding in the middle of a stream (nothing to do over HTTP:
+        the stream's error says so)."""
+
+
+@dataclass(slots=True)
+class _Scope:
+    session: AsyncSession
+    loaders: Loaders
+
+
+# The session and loaders of the operation (or subscription event) running in the current task.
+_scope: ContextVar[_Scope | None] = ContextVar("socket_scope", default=None)
+
+
+class SocketContext(Context):
+    """The context of a WebSocket. Strawberry builds one per socket and shares it among the socket's
+    operations; the identity lives here (``on_ws_connect`` sets it), but each operation, and each
+    event of a subscription, gets a session and loaders of its own (``scope``), found through a
+    context variable of the task that runs it."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        handshake: dict[str, str | None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(session=None, caller=None, **kwargs)
+        self.database = database
+        self.handshake = handshake  # credentials sent with the upgrade request, if any
+        self.connection_params: dict[str, Any] | None = None
+        self.close_socket: Callable[[int, str], Awaitable[None]] | None = None
+
+    def sign_in(self, caller: Caller | None) -> None:
+        self._caller = caller
+
+    @property
+    def session(self) -> AsyncSession:
+        return self._current().session
+
+    @property
+    def loaders(self) -> Loaders:
+        return self._current().loaders
+
+    def _current(self) -> _Scope:
+        scope = _scope.get()
+        if scope is None:
+            raise AttributeError("no session outside an operation's scope")
+        return scope
+
+    @asynccontextmanager
+    async def scope(self) -> AsyncIterator[None]:
+        """A session (committed at the end, rolled back on an error) and loaders for what runs inside.
+        The session connects only if something reads, so a subscription's own scope costs nothing."""
+        async with self.database.session() as session:
+            previous = _scope.get()
+            _scope.set(_Scope(session, Loaders(session, lambda: self.caller)))
+            try:
+                yield
+            finally:
+                _scope.set(previous)
+
+    def event_scope(self) -> AbstractAsyncContextManager[None]:
+        return self.scope()
+
+    async def signed_out(self, reason: str) -> None:
+        if self.close_socket is not None:
+            await self.close_socket(4403, reason)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]
@@ -58,3 +152,19 @@ def signed_in(info: Info) -> Caller:
     if caller is None:
         raise Unauthenticated()
     return caller
+
+
+async def streamed(
+    info: Info, updates: AsyncGenerator[UpdateT, None], convert: Callable[[UpdateT], EventT]
+) -> AsyncGenerator[EventT, None]:
+    """A subscription's events: each resolved in a scope of its own (a short session, fresh loaders),
+    the service's stream closed with it. Credentials that stop holding on the way close the socket
+    (4403) as well as ending the stream."""
+    async with aclosing(updates):
+        try:
+            async for update in updates:
+                async with info.context.event_scope():
+                    yield convert(update)
+        except Unauthenticated as exc:
+            await info.context.signed_out(exc.message)
+            raise

@@ -7,6 +7,7 @@ to them as modules and its annotations are evaluated when the schema is built, n
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncGenerator
 
 import strawberry
 from strawberry.file_uploads import Upload
@@ -15,10 +16,10 @@ from api.db.models import JobStatus
 from api.errors import InvalidInput, NotFound
 from api.fetcher import Outcome
 from api.ids import from_global_id
-from api.services import fetch, fetch_jobs
+from api.services import fetch, fetch_jobs, live
 from api.services.commands import build
 from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
-from resolvers.context import Info, signed_in
+from resolvers.context import Info, signed_in, streamed
 from schema import fetch as fetch_schema
 from schema import users as user_schema
 from schema.base import connection_of
@@ -103,3 +104,13 @@ async def user_fetch_jobs(
     page = build(PageRequest, {"first": first, "after": after})
     found = await info.context.loaders.jobs_of_owners.load((user.key, page, status))
     return connection_of(found, fetch_schema.FetchJob.from_model)
+
+
+async def fetch_job_events(info: Info, id: strawberry.ID) -> AsyncGenerator[fetch_schema.FetchJobEvent, None]:
+    updates = await live.job_events(info.context.feeds, signed_in(info), job_key(id))
+    return streamed(info, updates, fetch_schema.FetchJobEvent.from_update)
+
+
+async def my_fetch_job_events(info: Info) -> AsyncGenerator[fetch_schema.FetchJobEvent, None]:
+    updates = await live.my_job_events(info.context.feeds, signed_in(info))
+    return streamed(info, updates, fetch_schema.FetchJobEvent.from_update)

@@ -1,17 +1,18 @@
 """Resolvers of the users domain: each calls one service function and converts its result."""
 
 import uuid
+from collections.abc import AsyncGenerator
 
 import strawberry
 
 from api.errors import InvalidInput
 from api.ids import from_global_id
-from api.services import users
+from api.services import live, users
 from api.services.commands import build
 from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
-from resolvers.context import Info, signed_in
+from resolvers.context import Info, signed_in, streamed
 from schema.base import connection_of
-from schema.users import UpdateMeInput, UpdateUserInput, User, UserConnection
+from schema.users import UpdateMeInput, UpdateUserInput, User, UserConnection, UserEvent
 
 
 def user_key(global_id: strawberry.ID) -> uuid.UUID:
@@ -59,3 +60,8 @@ async def delete_user(info: Info, id: strawberry.ID) -> bool:
     caller = signed_in(info)
     await users.delete_user(info.context.session, caller, user_key(id))
     return True
+
+
+async def user_events(info: Info) -> AsyncGenerator[UserEvent, None]:
+    updates = await live.user_events(info.context.feeds, signed_in(info))
+    return streamed(info, updates, UserEvent.from_update)

@@ -13,7 +13,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from api.errors import (
     INTERNAL_ERROR_CODE,
@@ -86,6 +86,7 @@ class ErrorRendering(SchemaExtension):
 
     def __init__(self) -> None:
         self.validation_errors: list[GraphQLError] = []
+        self.streamed = False
 
     def on_validate(self) -> Iterator[None]:
         yield
@@ -93,10 +94,27 @@ class ErrorRendering(SchemaExtension):
 
     async def on_operation(self) -> AsyncIterator[None]:
         yield
-        result = self.execution_context.result
-        if result is None or not result.errors:
+        if not self.streamed:
+            await self._settle(self.execution_context.result)
+
+    async def on_stream_result(self, result: object) -> AsyncIterator[None]:
+        """Over a socket, each result is settled before it is sent: its errors rendered, and the
+        session of its scope rolled back on an error or else committed, so what a client is told
+        has happened is stored."""
+        self.streamed = True
+        if isinstance(result, ExecutionResult):
+            await self._settle(result, commit=True)
+        yield
+
+    async def _settle(self, result: Any, *, commit: bool = False) -> None:
+        """``result``: graphql-core's or Strawberry's execution result (both have ``errors``)."""
+        if result is None:
             return
         session = getattr(self.execution_context.context, "session", None)
+        if not result.errors:
+            if commit and session is not None:
+                await session.commit()
+            return
         keep = all(getattr(e.original_error, "keeps_changes", False) for e in result.errors)
         if session is not None and not keep:
             try:

@@ -14,6 +14,7 @@ from api.db import models
 from api.db.models import JobStatus as JobStatus  # re-exported: ``User.fetchJobs`` names it lazily
 from api.fetcher import Outcome, Result
 from api.ids import to_global_id
+from api.services.live import JobUpdate
 from resolvers import fetch as fetch_resolvers
 from resolvers.context import Info
 from schema.base import Connection, Node, described_field
@@ -92,3 +93,16 @@ class FetchJob(Node):
 
 
 FetchJobConnection = Connection[FetchJob]
+
+
+@strawberry.type
+class FetchJobEvent:
+    job: FetchJob
+    result: FetchResult | None = strawberry.field(
+        description="The result that just came in; absent from the first event and from status changes."
+    )
+
+    @classmethod
+    def from_update(cls, update: JobUpdate) -> Self:
+        result = None if update.result is None else FetchResult.from_result(update.result)
+        return cls(job=FetchJob.from_model(update.job), result=result)

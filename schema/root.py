@@ -1,6 +1,6 @@
 """The root types and the schema, assembled from the domain modules."""
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from functools import partial
 
 import strawberry
@@ -21,9 +21,9 @@ from schema.auth import AuthPayload
 from schema.base import Node
 from schema.errors import ErrorRendering, log_unexpected
 from schema.execution import LeafShortcutExecutor
-from schema.fetch import FetchJob, FetchJobConnection, FetchResult
+from schema.fetch import FetchJob, FetchJobConnection, FetchJobEvent, FetchResult
 from schema.parsing import DocumentCache, ValidationResults
-from schema.users import User, UserConnection
+from schema.users import User, UserConnection, UserEvent
 
 
 @strawberry.type
@@ -81,6 +81,21 @@ class Mutation:
     )
 
 
+@strawberry.type
+class Subscription:
+    fetch_job_events: AsyncGenerator[FetchJobEvent, None] = strawberry.subscription(
+        resolver=fetch.fetch_job_events,
+        description="A job as it stands, then one event per result; completes when the job ends.",
+    )
+    my_fetch_job_events: AsyncGenerator[FetchJobEvent, None] = strawberry.subscription(
+        resolver=fetch.my_fetch_job_events,
+        description="Every job of the caller's, as it starts and moves along.",
+    )
+    user_events: AsyncGenerator[UserEvent, None] = strawberry.subscription(
+        resolver=users.user_events, description="Accounts created, updated and deleted (admin)."
+    )
+
+
 class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -105,6 +120,7 @@ def build_schema(settings: Settings) -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[User, ApiKey, FetchJob],
         extensions=extensions,
         execution_context_class=LeafShortcutExecutor,

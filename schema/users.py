@@ -10,6 +10,8 @@ import strawberry
 from api.db import models
 from api.ids import to_global_id
 from api.services.commands import UserAdminUpdate, UserCreate, UserSelfUpdate, build
+from api.services.events import UserEventKind
+from api.services.live import UserUpdate
 from api.services.pagination import DEFAULT_PAGE_SIZE
 from resolvers import fetch as fetch_resolvers
 from resolvers.context import Info
@@ -52,6 +54,18 @@ class User(Node):
 
 
 UserConnection = Connection[User]
+
+strawberry.enum(UserEventKind)
+
+
+@strawberry.type
+class UserEvent:
+    kind: UserEventKind
+    user: User = strawberry.field(description="The account as it is now; as it was, when deleted.")
+
+    @classmethod
+    def from_update(cls, update: UserUpdate) -> Self:
+        return cls(kind=update.kind, user=User.from_model(update.user))
 
 
 def _sent(data: object) -> dict[str, Any]:

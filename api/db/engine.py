@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import URL
@@ -17,7 +17,11 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from api.db.hooks import BUS_KEY
 from api.errors import DomainError
+
+if TYPE_CHECKING:
+    from api.bus import Bus
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -166,6 +170,7 @@ class Database:
     def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.engine = engine
         self.sessions = sessions
+        self.bus: Bus | None = None  # the app's event bus (``api.bus``), set by the lifespan
 
     @classmethod
     def from_url(cls, raw_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> "Database":
@@ -177,6 +182,8 @@ class Database:
         """A session whose transaction commits when the block succeeds and rolls back when it raises,
         unless what it raises is a refusal that keeps its changes (``DomainError.keeps_changes``)."""
         async with self.sessions() as session:
+            if self.bus is not None:
+                session.info[BUS_KEY] = self.bus
             try:
                 yield session
             except DomainError as exc:

@@ -123,3 +123,6 @@ class FetchResult(Base):
     elapsed_ms: Mapped[float | None]
     error: Mapped[str | None] = mapped_column(Text)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The order results came in, from 1 (the job's ``completed`` once it was counted): a live stream
+    # resumes after the last one its client saw (``Last-Event-ID``). Unset on results from before it.
+    sequence: Mapped[int | None]

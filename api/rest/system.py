@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from api.deps import DatabaseDep
+from api.deps import DatabaseDep, FeedsDep
 
 router = APIRouter(tags=["system"])
 
@@ -15,11 +15,16 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "A dependency is unreachable."}})
-async def readyz(database: DatabaseDep) -> JSONResponse:
-    """The process can serve: the database answers."""
-    if not await database.ping():
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+async def readyz(database: DatabaseDep, feeds: FeedsDep) -> JSONResponse:
+    """The process can serve: the database answers and the event bus listens."""
+    checks = {
+        "database": "ok" if await database.ping() else "unreachable",
+        "bus": "ok" if feeds.bus.ready else "unreachable",
+    }
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503
+    )
 
 
 @router.get("/", include_in_schema=False)

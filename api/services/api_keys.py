@@ -81,4 +81,9 @@ async def caller_for_api_key(session: AsyncSession, secret: str) -> Caller:
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now
         await session.flush()
-    return Caller(user=user, scopes=frozenset(key.scopes))
+    return Caller(user=user, scopes=frozenset(key.scopes), api_key_id=key.id)
+
+
+async def exists(session: AsyncSession, key_id: uuid.UUID) -> bool:
+    """Whether the key is still there (revoking one deletes it)."""
+    return await session.scalar(select(ApiKey.id).where(ApiKey.id == key_id)) is not None

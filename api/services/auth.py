@@ -1,7 +1,7 @@
 """Sign-in: credentials in, an access token and a rotating refresh token out; password changes."""
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -122,4 +122,23 @@ async def caller_for_token(session: AsyncSession, settings: Settings, token: str
     user = await users.get_active(session, claims.user_id)
     if user is None:
         raise Unauthenticated(INVALID_ACCESS)
-    return Caller(user=user, session_id=claims.session_id)
+    return Caller(user=user, session_id=claims.session_id, expires_at=claims.expires_at)
+
+
+async def recheck(session: AsyncSession, caller: Caller) -> Caller:
+    """``caller`` as of now, for a stream that outlives the request that signed it in (a socket).
+
+    ``Unauthenticated`` once the access token has run out, the account is gone or deactivated, the
+    sign-in session has ended (logout, password change) or the API key was revoked; otherwise the
+    caller with the account's current row (an administrator demoted meanwhile is one no more).
+    """
+    if caller.expires_at is not None and caller.expires_at <= utcnow():
+        raise Unauthenticated(INVALID_ACCESS)
+    user = await users.get_active(session, caller.user.id)
+    if user is None:
+        raise Unauthenticated(INVALID_ACCESS)
+    if caller.session_id is not None and not await sessions.is_live(session, caller.session_id):
+        raise Unauthenticated("The sign-in session has ended.")
+    if caller.api_key_id is not None and not await api_keys.exists(session, caller.api_key_id):
+        raise Unauthenticated("Invalid API key.")
+    return replace(caller, user=user)

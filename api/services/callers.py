@@ -6,6 +6,7 @@ using an API key may do only what the key's scopes allow, on top of that.
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import get_args
 
 from api.db.models import User
@@ -25,6 +26,8 @@ class Caller:
     user: User
     session_id: uuid.UUID | None = None  # the sign-in session an access token came from
     scopes: frozenset[str] | None = None  # an API key's scopes; None for a signed-in user
+    api_key_id: uuid.UUID | None = None
+    expires_at: datetime | None = None  # when the access token runs out
 
     def allows(self, scope: str) -> bool:
         return self.scopes is None or scope in self.scopes

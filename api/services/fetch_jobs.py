@@ -19,6 +19,7 @@ from api.db.types import utcnow
 from api.errors import Conflict, NotFound
 from api.fetcher import Outcome
 from api.ratelimit import Limiter
+from api.services import events
 from api.services.callers import Caller, acts_as_admin, require
 from api.services.fetch import count_fetch, url_list
 from api.services.pagination import Page, PageRequest, decode_cursor, page_of
@@ -59,6 +60,7 @@ async def start_job(
     job = FetchJob(owner_id=user.id, urls=checked, total=len(checked), status=JobStatus.PENDING)
     session.add(job)
     await session.flush()
+    await events.job_changed(session, job_id=job.id, owner_id=user.id, status=job.status, completed=0)
     control.run_after_commit(session, job.id)
     return job
 
@@ -66,6 +68,12 @@ async def start_job(
 def _viewer(actor: Caller | None) -> tuple[User, bool]:
     """The reader, and whether they see every job (an administrator) or their own only."""
     return require(actor, "fetch"), acts_as_admin(actor)
+
+
+def sees(actor: Caller | None, job: FetchJob) -> bool:
+    """Whether ``actor`` may see ``job`` (the rule of ``_visible``, for a row already read)."""
+    user, sees_all = _viewer(actor)
+    return sees_all or job.owner_id == user.id
 
 
 def _visible(query: SelectT, actor: Caller | None) -> SelectT:
@@ -181,6 +189,7 @@ async def cancel_job(
             return job
         raise Conflict(f"The job has already ended ({job.status.value}).")
     done = set(await session.scalars(select(FetchResult.position).where(FetchResult.job_id == job.id)))
+    missing = [(position, url) for position, url in enumerate(job.urls) if position not in done]
     session.add_all(
         FetchResult(
             job_id=job.id,
@@ -189,9 +198,9 @@ async def cancel_job(
             outcome=Outcome.CANCELLED,
             error=CANCELLED_ERROR,
             fetched_at=now,
+            sequence=len(done) + number,
         )
-        for position, url in enumerate(job.urls)
-        if position not in done
+        for number, (position, url) in enumerate(missing, start=1)
     )
     await session.flush()
     await session.execute(
@@ -201,6 +210,9 @@ async def cancel_job(
         .execution_options(synchronize_session=False)
     )
     await session.refresh(job)
+    await events.job_changed(
+        session, job_id=job.id, owner_id=job.owner_id, status=job.status, completed=job.completed
+    )
     control.stop_after_commit(session, job.id)
     return job
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db.models import FetchJob, FetchResult, JobStatus
 from api.db.types import utcnow
 from api.fetcher import Result
+from api.services import events
 
 _LIVE = (JobStatus.PENDING, JobStatus.RUNNING)
 
@@ -23,6 +24,7 @@ _LIVE = (JobStatus.PENDING, JobStatus.RUNNING)
 @dataclass(frozen=True, slots=True)
 class Claim:
     job_id: uuid.UUID
+    owner_id: uuid.UUID
     attempt: int
     remaining: list[tuple[int, str]]  # (position, url) not fetched yet
 
@@ -55,13 +57,15 @@ async def claim(session: AsyncSession, job_id: uuid.UUID, *, lease: float, max_a
             "it was not started again."
         )
         await session.flush()
+        await _announce(session, job.id, job.owner_id, job.status, job.completed)
         return None
     if job.started_at is None:
         job.started_at = now
     done = set(await session.scalars(select(FetchResult.position).where(FetchResult.job_id == job_id)))
     await session.flush()
     remaining = [(position, url) for position, url in enumerate(job.urls) if position not in done]
-    return Claim(job_id, job.attempts, remaining)
+    await _announce(session, job.id, job.owner_id, job.status, job.completed)
+    return Claim(job_id, job.owner_id, job.attempts, remaining)
 
 
 def _ours(claim: Claim) -> tuple[object, ...]:
@@ -75,13 +79,14 @@ def _ours(claim: Claim) -> tuple[object, ...]:
 async def record(session: AsyncSession, claim: Claim, result: Result, *, lease: float) -> bool:
     """Write one result and count it (renewing the lease); ``False``, writing nothing, when the job
     is no longer this runner's to write (cancelled, or taken over)."""
-    counted = await session.execute(
+    completed = await session.scalar(
         update(FetchJob)
         .where(*_ours(claim))  # type: ignore[arg-type]
         .values(completed=FetchJob.completed + 1, lease_until=utcnow() + timedelta(seconds=lease))
+        .returning(FetchJob.completed)
         .execution_options(synchronize_session=False)
     )
-    if counted.rowcount == 0:  # type: ignore[attr-defined]
+    if completed is None:
         return False
     session.add(
         FetchResult(
@@ -96,9 +101,11 @@ async def record(session: AsyncSession, claim: Claim, result: Result, *, lease: 
             elapsed_ms=result.elapsed_ms,
             error=result.error,
             fetched_at=result.fetched_at or utcnow(),
+            sequence=completed,
         )
     )
     await session.flush()
+    await _announce(session, claim.job_id, claim.owner_id, JobStatus.RUNNING, completed, result.position)
     return True
 
 
@@ -117,12 +124,15 @@ async def finish(
     session: AsyncSession, claim: Claim, status: JobStatus = JobStatus.DONE, error: str | None = None
 ) -> None:
     """End the job: ``DONE`` when every result is in, or ``FAILED`` with the reason."""
-    await session.execute(
+    completed = await session.scalar(
         update(FetchJob)
         .where(*_ours(claim))  # type: ignore[arg-type]
         .values(status=status, error=error, finished_at=utcnow(), lease_until=None)
+        .returning(FetchJob.completed)
         .execution_options(synchronize_session=False)
     )
+    if completed is not None:
+        await _announce(session, claim.job_id, claim.owner_id, status, completed)
 
 
 async def release(session: AsyncSession, claim: Claim) -> None:
@@ -154,3 +164,16 @@ async def orphaned(session: AsyncSession, *, lease: float) -> list[uuid.UUID]:
         ),
     )
     return list(await session.scalars(query.order_by(FetchJob.id)))
+
+
+async def _announce(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    status: JobStatus,
+    completed: int,
+    position: int | None = None,
+) -> None:
+    await events.job_changed(
+        session, job_id=job_id, owner_id=owner_id, status=status, completed=completed, position=position
+    )

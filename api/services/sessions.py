@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.models import RefreshToken, User
@@ -67,3 +67,14 @@ async def revoke_all(session: AsyncSession, user_id: uuid.UUID, *, keep: uuid.UU
     if keep is not None:
         query = query.where(RefreshToken.family_id != keep)
     await session.execute(query.values(revoked_at=utcnow()))
+
+
+async def is_live(session: AsyncSession, family_id: uuid.UUID) -> bool:
+    """Whether a sign-in session goes on: some token of its family is neither spent nor revoked
+    (logout, a password change or a detected reuse revoke them all)."""
+    live = exists().where(
+        RefreshToken.family_id == family_id,
+        RefreshToken.revoked_at.is_(None),
+        RefreshToken.expires_at > utcnow(),
+    )
+    return bool(await session.scalar(select(live)))

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db.models import User
 from api.errors import Conflict, Forbidden, InvalidCredentials, InvalidInput, NotFound
 from api.security import hash_password, verify_password
-from api.services import sessions
+from api.services import events, sessions
 from api.services.callers import Caller, acts_as_admin, require, require_admin
 from api.services.commands import UserAdminUpdate, UserCreate, UserReplace, UserSelfUpdate
+from api.services.events import UserEventKind
 from api.services.pagination import Page, PageRequest, decode_cursor, page_of
 
 EMAIL_TAKEN = "An account with this email already exists."
@@ -42,6 +43,7 @@ async def create_user(session: AsyncSession, data: UserCreate, *, is_admin: bool
     )
     session.add(user)
     await _flush_unique(session)
+    await events.user_changed(session, UserEventKind.CREATED, user)
     return user
 
 
@@ -143,6 +145,7 @@ async def delete_user(session: AsyncSession, actor: Caller | None, user_id: uuid
     await _keep_an_admin(session, user)
     await session.delete(user)
     await session.flush()
+    await events.user_changed(session, UserEventKind.DELETED, user)
 
 
 async def _keep_an_admin(session: AsyncSession, user: User) -> None:
@@ -158,6 +161,7 @@ async def _apply(session: AsyncSession, user: User, changes: dict[str, Any]) -> 
     for name, value in changes.items():
         setattr(user, name, value)
     await _flush_unique(session)
+    await events.user_changed(session, UserEventKind.UPDATED, user)
     return user
 
 

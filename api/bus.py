@@ -1,0 +1,274 @@
+"""The event bus: small notices ("job J has a new result", "user U changed") from whoever changes
+data to whoever streams it live, in this process or, through PostgreSQL, in every process.
+
+An event names topics (``job:<id>``, ``owner:<id>``, ``users``) and carries ids and counters only;
+a subscriber re-reads what it shows. An event is sent with the transaction that causes it: it goes
+out when that commits and never if it rolls back.
+
+Each subscriber has a bounded queue. One that falls behind is cut off (``Overflowed``) rather than
+let memory grow; one whose events may have been lost (the PostgreSQL listener reconnected) gets
+an event marked ``resync`` and re-reads the current state.
+"""
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final, Self
+
+import asyncpg
+from sqlalchemy import func, select
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db.hooks import BUS_KEY, after_commit
+
+logger = logging.getLogger(__name__)
+
+MAX_EVENT_BYTES: Final = 8000  # PostgreSQL's limit for a NOTIFY payload
+CHANNEL: Final = "switchboard_events"
+
+
+@dataclass(eq=False, slots=True)
+class Event:
+    topics: tuple[str, ...]
+    data: Mapping[str, Any]
+    resync: bool = False  # events may have been missed: read the current state again
+    # Reads that this process's subscribers share for this event (one read, however many of them).
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def encode(self) -> str:
+        encoded = json.dumps({"topics": self.topics, "data": self.data}, separators=(",", ":"))
+        if len(encoded.encode()) > MAX_EVENT_BYTES:
+            raise ValueError(f"an event must fit in {MAX_EVENT_BYTES} bytes: {encoded[:200]}…")
+        return encoded
+
+    @classmethod
+    def decode(cls, raw: str) -> Self:
+        parsed = json.loads(raw)
+        topics, data = parsed["topics"], parsed["data"]
+        if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+            raise ValueError("topics must be a list of strings")
+        if not isinstance(data, dict):
+            raise ValueError("data must be an object")
+        return cls(tuple(topics), data)
+
+
+class Overflowed(Exception):
+    """The subscriber fell too far behind; its subscription is over."""
+
+
+_OVERFLOW: Final = Event((), {})
+
+
+class Subscription:
+    """A subscriber's bounded queue of events; ``async with`` it to stop receiving on the way out."""
+
+    def __init__(self, bus: "Bus", topics: tuple[str, ...], maxsize: int) -> None:
+        self._bus = bus
+        self.topics = topics
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def deliver(self, event: Event) -> None:
+        if self.overflowed:
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self._bus.unsubscribe(self)
+            while not self._queue.empty():  # drop the backlog now, not when the reader gets round to it
+                self._queue.get_nowait()
+            self._queue.put_nowait(_OVERFLOW)
+
+    async def get(self) -> Event:
+        """The next event (a ``resync`` one included); ``Overflowed`` once the queue has overflowed."""
+        event = await self._queue.get()
+        if event is _OVERFLOW:
+            self._queue.put_nowait(_OVERFLOW)
+            raise Overflowed("The subscriber fell too far behind; subscribe again.")
+        return event
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self._bus.unsubscribe(self)
+
+
+class Bus:
+    """What both buses share: the subscribers of this process and the fan-out to them."""
+
+    def __init__(self) -> None:
+        self._topics: defaultdict[str, set[Subscription]] = defaultdict(set)
+
+    def subscribe(self, *topics: str, maxsize: int = 100) -> Subscription:
+        subscription = Subscription(self, topics, maxsize)
+        for topic in topics:
+            self._topics[topic].add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        for topic in subscription.topics:
+            subscribers = self._topics.get(topic)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self._topics[topic]
+
+    @property
+    def subscribers(self) -> int:
+        return len({s for subscribers in self._topics.values() for s in subscribers})
+
+    def dispatch(self, event: Event) -> None:
+        """Hand ``event`` to each local subscriber of any of its topics, once."""
+        reached: set[Subscription] = set()
+        for topic in event.topics:
+            reached.update(self._topics.get(topic, ()))
+        for subscription in reached:
+            subscription.deliver(event)
+
+    def resync(self) -> None:
+        event = Event((), {}, resync=True)
+        for subscription in {s for subscribers in self._topics.values() for s in subscribers}:
+            subscription.deliver(event)
+
+    async def send(self, session: AsyncSession, event: Event) -> None:
+        """Send ``event`` when ``session`` commits."""
+        raise NotImplementedError
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+class LocalBus(Bus):
+    """The bus of one process (the default): events go straight to its own subscribers."""
+
+    async def send(self, session: AsyncSession, event: Event) -> None:
+        event.encode()  # the same size rule as across processes, so nothing works here only
+        after_commit(session, lambda: self.dispatch(event))
+
+
+class PostgresBus(Bus):
+    """Events through PostgreSQL's LISTEN/NOTIFY, so every process sharing the database gets them.
+
+    A ``NOTIFY`` in the sending transaction goes out when it commits. One connection per process,
+    outside the pool, listens; a keepalive query notices a connection that died quietly. On a drop
+    it connects again, backing off, and then sends a ``resync`` event to every subscriber: what was
+    announced meanwhile is lost, and they re-read.
+    """
+
+    def __init__(self, database_url: URL, *, keepalive: float = 5.0, retry: float = 0.5) -> None:
+        super().__init__()
+        self._dsn = database_url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._keepalive = keepalive
+        self._retry = retry
+        self._connection: asyncpg.Connection | None = None
+        self._dropped = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def send(self, session: AsyncSession, event: Event) -> None:
+        await session.execute(select(func.pg_notify(CHANNEL, event.encode())))
+
+    @property
+    def ready(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed()
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The backend process id of the listening connection (tests terminate it)."""
+        return self._connection.get_server_pid() if self.ready and self._connection else None
+
+    async def start(self) -> None:
+        """Listen, or keep trying in the background: a database not up yet does not stop the start."""
+        await self._connect()
+        self._task = asyncio.create_task(self._supervise(), name="event-bus-listener")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._disconnect()
+
+    async def _connect(self) -> bool:
+        try:
+            connection = await asyncpg.connect(self._dsn, timeout=5)
+            await connection.add_listener(CHANNEL, self._on_notify)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            logger.warning("the event bus cannot listen yet (%s); trying again", exc)
+            return False
+        connection.add_termination_listener(lambda _: self._dropped.set())
+        self._dropped.clear()
+        self._connection = connection
+        return True
+
+    async def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed():
+            connection.terminate()
+
+    async def _supervise(self) -> None:
+        delay = self._retry
+        while True:
+            if self.ready:
+                delay = self._retry
+                if await self._alive():
+                    continue
+                logger.warning("the event bus lost its connection; listening again")
+                await self._disconnect()
+            await asyncio.sleep(delay)
+            if await self._connect():
+                self.resync()
+            else:
+                delay = min(delay * 2, 10.0)
+
+    async def _alive(self) -> bool:
+        """Wait a keepalive period; whether the connection still answers after it."""
+        try:
+            await asyncio.wait_for(self._dropped.wait(), self._keepalive)
+            return False
+        except TimeoutError:
+            pass
+        assert self._connection is not None
+        try:
+            await self._connection.fetchval("SELECT 1", timeout=self._keepalive)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return False
+        return True
+
+    def _on_notify(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            event = Event.decode(payload)
+        except (ValueError, KeyError) as exc:
+            logger.warning("ignored a malformed event on %s: %s", CHANNEL, exc)
+            return
+        self.dispatch(event)
+
+
+def bus_for(database_url: URL) -> Bus:
+    """PostgreSQL's LISTEN/NOTIFY with a PostgreSQL database (several workers share it), else the
+    process's own."""
+    if database_url.get_backend_name() == "postgresql":
+        return PostgresBus(database_url)
+    return LocalBus()
+
+
+async def publish(session: AsyncSession, event: Event) -> None:
+    """Announce ``event`` when ``session`` commits, on the bus of the database the session came from
+    (``Database.session``). A session from elsewhere (the CLI, a migration) announces nothing."""
+    bus: Bus | None = session.info.get(BUS_KEY)
+    if bus is not None:
+        await bus.send(session, event)

@@ -1,0 +1,73 @@
+"""What the services announce on the bus (``api.bus``) as data changes, and the topics it goes to.
+
+Events carry ids, counters and a status; a subscriber re-reads the rows. The one exception is a
+deleted user, whose row is gone: its event carries what a client was shown of it.
+"""
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.bus import Event, publish
+from api.db.models import JobStatus, User
+
+USERS_TOPIC = "users"
+
+
+class UserEventKind(StrEnum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    DELETED = "DELETED"
+
+
+def job_topic(job_id: uuid.UUID) -> str:
+    return f"job:{job_id}"
+
+
+def owner_topic(owner_id: uuid.UUID) -> str:
+    return f"owner:{owner_id}"
+
+
+async def job_changed(
+    session: AsyncSession,
+    *,
+    job_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    status: JobStatus,
+    completed: int,
+    position: int | None = None,
+) -> None:
+    """A job's status changed, or (``position``) its result at that position came in, making
+    ``completed`` results in all."""
+    data = {"job": str(job_id), "status": status.value, "completed": completed, "position": position}
+    await publish(session, Event((job_topic(job_id), owner_topic(owner_id)), data))
+
+
+async def user_changed(session: AsyncSession, kind: UserEventKind, user: User) -> None:
+    data: dict[str, Any] = {"user": str(user.id), "kind": kind.value}
+    if kind is UserEventKind.DELETED:
+        data["gone"] = {
+            "email": user.email,
+            "display_name": user.display_name,
+            "is_active": user.is_active,
+            "is_admin": user.is_admin,
+            "created_at": user.created_at.isoformat(),
+        }
+    await publish(session, Event((USERS_TOPIC,), data))
+
+
+def deleted_user(data: Mapping[str, Any]) -> User:
+    """The user a ``DELETED`` event speaks of, rebuilt from the event (not attached to a session)."""
+    gone = data["gone"]
+    return User(
+        id=uuid.UUID(data["user"]),
+        email=gone["email"],
+        display_name=gone["display_name"],
+        is_active=gone["is_active"],
+        is_admin=gone["is_admin"],
+        created_at=datetime.fromisoformat(gone["created_at"]),
+    )

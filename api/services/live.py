@@ -1,0 +1,219 @@
+"""Live streams: a job's progress, all of a caller's jobs, and (for administrators) account changes,
+as GraphQL subscriptions and Server-Sent Events use them.
+
+A stream subscribes to the bus first, then reads the current state, so nothing falls between the
+two. No session lives as long as a stream: each event is read in a short session of its own, and
+that read is shared by every subscriber of this process that the event reaches (one read for a
+thousand subscribers of a job). The caller is checked again on every event (``auth.recheck``):
+``Unauthenticated`` ends the stream once the token runs out or is revoked; a job the caller may no
+longer see ends it with ``NotFound``.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+
+from api.bus import Bus, Event, Subscription
+from api.db.engine import Database
+from api.db.models import FetchJob, FetchResult, User
+from api.errors import NotFound
+from api.services import auth, fetch_jobs
+from api.services.callers import Caller, require, require_admin
+from api.services.events import USERS_TOPIC, UserEventKind, deleted_user, job_topic, owner_topic
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Feeds:
+    """What a stream needs: where to read, where to listen, and how far a subscriber may lag."""
+
+    database: Database
+    bus: Bus
+    queue_size: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    job: FetchJob
+    result: FetchResult | None  # the result that just came in; none for a state or status event
+    sequence: int  # results counted so far, in the order they came (``FetchResult.sequence``)
+
+
+@dataclass(frozen=True, slots=True)
+class UserUpdate:
+    kind: UserEventKind
+    user: User
+
+
+async def job_events(
+    feeds: Feeds, caller: Caller | None, job_id: uuid.UUID, *, after: int | None = None
+) -> AsyncGenerator[JobUpdate, None]:
+    """One job: first its state as it stands, then one update per result, ending when it ends.
+
+    With ``after`` (a resuming client's last sequence number), the results that came in since are
+    sent first, instead of the state. Refusals (``NotFound`` for a job the caller may not see) are
+    raised here, before the stream starts.
+    """
+    require(caller, "fetch")
+    assert caller is not None
+    subscription = feeds.bus.subscribe(job_topic(job_id), maxsize=feeds.queue_size)
+    try:
+        caller, job, missed = await _job_now(feeds.database, caller, job_id, after)
+    except BaseException:
+        feeds.bus.unsubscribe(subscription)
+        raise
+    return _job_stream(feeds, subscription, caller, job, missed, after)
+
+
+async def _job_stream(
+    feeds: Feeds,
+    subscription: Subscription,
+    caller: Caller,
+    job: FetchJob,
+    missed: list[FetchResult],
+    after: int | None,
+) -> AsyncGenerator[JobUpdate, None]:
+    async with subscription:
+        if after is None:
+            yield JobUpdate(job, None, job.completed)
+        for result in missed:
+            yield JobUpdate(job, result, result.sequence or 0)
+        if job.status.ended:
+            if after is not None:
+                yield JobUpdate(job, None, job.completed)
+            return
+        seen = max([job.completed, *(result.sequence or 0 for result in missed)])
+        async for update in _job_updates(feeds, subscription, caller, seen, job.id):
+            yield update
+            if update.result is None and update.job.status.ended:
+                return
+
+
+async def my_job_events(feeds: Feeds, caller: Caller | None) -> AsyncGenerator[JobUpdate, None]:
+    """Every job of the caller's, as it is started and moves along; never ends by itself."""
+    user = require(caller, "fetch")
+    assert caller is not None
+    async with feeds.database.session() as session:
+        caller = await auth.recheck(session, caller)
+    return _my_job_stream(feeds, feeds.bus.subscribe(owner_topic(user.id), maxsize=feeds.queue_size), caller)
+
+
+async def _my_job_stream(
+    feeds: Feeds, subscription: Subscription, caller: Caller
+) -> AsyncGenerator[JobUpdate, None]:
+    async with subscription:
+        async for update in _job_updates(feeds, subscription, caller, 0, None):
+            yield update
+
+
+async def user_events(feeds: Feeds, caller: Caller | None) -> AsyncGenerator[UserUpdate, None]:
+    """Accounts created, updated and deleted; for administrators, checked again on every event."""
+    require_admin(caller, "users:read")
+    assert caller is not None
+    async with feeds.database.session() as session:
+        caller = await auth.recheck(session, caller)
+    return _user_stream(feeds, feeds.bus.subscribe(USERS_TOPIC, maxsize=feeds.queue_size), caller)
+
+
+async def _user_stream(
+    feeds: Feeds, subscription: Subscription, caller: Caller
+) -> AsyncGenerator[UserUpdate, None]:
+    async with subscription:
+        while True:
+            event = await subscription.get()
+            caller = await _rechecked(feeds.database, event, caller)
+            require_admin(caller, "users:read")
+            if event.resync:
+                continue  # nothing to catch up on: account changes are not kept
+            kind = UserEventKind(event.data["kind"])
+            if kind is UserEventKind.DELETED:
+                yield UserUpdate(kind, deleted_user(event.data))
+                continue
+            user = await _shared(event, "user", partial(_user, feeds.database, uuid.UUID(event.data["user"])))
+            if user is not None:
+                yield UserUpdate(kind, user)
+
+
+async def _job_updates(
+    feeds: Feeds, subscription: Subscription, caller: Caller, seen: int, job_id: uuid.UUID | None
+) -> AsyncGenerator[JobUpdate, None]:
+    """The updates of the events in ``subscription`` (of one job, or of one owner's), skipping the
+    results already counted in the state read at the start (``seen``)."""
+    while True:
+        event = await subscription.get()
+        caller = await _rechecked(feeds.database, event, caller)
+        if event.resync:
+            if job_id is not None:  # the stream of one job catches up with its current state
+                caller, job, _ = await _job_now(feeds.database, caller, job_id, None)
+                seen = max(seen, job.completed)
+                yield JobUpdate(job, None, job.completed)
+            continue
+        position: int | None = event.data["position"]
+        completed: int = event.data["completed"]
+        if position is not None and completed <= seen:
+            continue
+        read = partial(_job_and_result, feeds.database, uuid.UUID(event.data["job"]), position)
+        row, result = await _shared(event, "job", read)
+        if row is None or not fetch_jobs.sees(caller, row):
+            raise NotFound("No such fetch job.")
+        yield JobUpdate(row, result, completed)
+
+
+async def _job_now(
+    database: Database, caller: Caller, job_id: uuid.UUID, after: int | None
+) -> tuple[Caller, FetchJob, list[FetchResult]]:
+    """The caller checked again, the job as it stands, and its results after sequence ``after``."""
+    async with database.session() as session:
+        caller = await auth.recheck(session, caller)
+        job = await fetch_jobs.get_job(session, caller, job_id)
+        missed: list[FetchResult] = []
+        if after is not None:
+            query = (
+                select(FetchResult)
+                .where(FetchResult.job_id == job_id, FetchResult.sequence > after)
+                .order_by(FetchResult.sequence)
+            )
+            missed = list(await session.scalars(query))
+    return caller, job, missed
+
+
+async def _job_and_result(
+    database: Database, job_id: uuid.UUID, position: int | None
+) -> tuple[FetchJob | None, FetchResult | None]:
+    async with database.session() as session:
+        job = await session.get(FetchJob, job_id)
+        result = None if position is None else await session.get(FetchResult, (job_id, position))
+    return job, result
+
+
+async def _user(database: Database, user_id: uuid.UUID) -> User | None:
+    async with database.session() as session:
+        return await session.get(User, user_id)
+
+
+async def _rechecked(database: Database, event: Event, caller: Caller) -> Caller:
+    """``caller`` checked again for ``event``: once per event and credential, however many of this
+    process's subscribers use it."""
+    key = ("caller", caller.user.id, caller.session_id, caller.api_key_id, caller.expires_at, caller.scopes)
+
+    async def check() -> Caller:
+        async with database.session() as session:
+            return await auth.recheck(session, caller)
+
+    return await _shared(event, key, check)
+
+
+async def _shared(event: Event, key: Any, read: Callable[[], Awaitable[T]]) -> T:
+    """The result of ``read`` for ``event``, read once by whichever subscriber asks first. A
+    subscriber that goes away meanwhile does not cancel the read for the others (``shield``)."""
+    task: asyncio.Future[T] | None = event.memo.get(key)
+    if task is None:
+        task = event.memo[key] = asyncio.ensure_future(read())
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return await asyncio.shield(task)

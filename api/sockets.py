@@ -1,0 +1,256 @@
+"""The two GraphQL WebSocket protocols as we run them, on top of Strawberry's handlers.
+
+What is added to Strawberry's:
+- a message of the wrong shape (not an object, a ``payload`` that is a string or ``null`` where an
+  object is needed) closes the socket with 4400 instead of failing the handler (1006);
+- each operation runs in a scope of its own (``SocketContext.scope``): a session per operation, and
+  per event for a subscription, never one per socket;
+- the server pings (``graphql-transport-ws``) and drops a peer whose pong does not come in time;
+- the caller is checked again on every tick, and the socket closed with 4403 when the access token
+  runs out or the sign-in is revoked;
+- the legacy ``graphql-ws`` protocol gets a ``connection_init`` timeout (4408) and closes with 4403
+  when the credentials are refused;
+- every open socket is known to the process (``OPEN``), so a shutdown can close them with 1001.
+"""
+
+import asyncio
+import logging
+from contextlib import suppress
+from typing import Any
+
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.unset import UnsetType
+
+from api.db.types import utcnow
+from api.errors import Unauthenticated
+from api.services import auth
+from resolvers.context import Context, SocketContext
+
+logger = logging.getLogger(__name__)
+
+GOING_AWAY = 1001
+PING_TIMEOUT = 1011  # as the websockets library closes on a keepalive timeout
+BAD_MESSAGE = 4400
+FORBIDDEN = 4403
+INIT_TIMEOUT = 4408
+
+_OPERATION_FIELDS = {"query": str, "variables": dict, "operationName": str, "extensions": dict}
+
+
+def _operation_problem(message: dict[str, Any]) -> str | None:
+    """What is wrong with a ``subscribe``/``start`` message, if anything."""
+    if not isinstance(message.get("id"), str) or not message["id"]:
+        return "The message needs a string id."
+    payload = message.get("payload")
+    if not isinstance(payload, dict):
+        return "The payload of an operation must be an object."
+    if not isinstance(payload.get("query"), str):
+        return "The payload needs a query string."
+    for name, kind in _OPERATION_FIELDS.items():
+        if payload.get(name) is not None and not isinstance(payload[name], kind):
+            return f"The payload's {name} must be of type {kind.__name__}."
+    return None
+
+
+def message_problem(message: object, operation_types: tuple[str, ...]) -> str | None:
+    """Why ``message`` cannot be handled (its shape, not its meaning), or ``None``."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "A message must be an object with a string type."
+    kind = message["type"]
+    if kind in operation_types:
+        return _operation_problem(message)
+    if kind in ("stop", "complete") and not isinstance(message.get("id"), str):
+        return "The message needs a string id."
+    payload = message.get("payload")
+    if payload is not None and not isinstance(payload, dict):
+        return "The payload must be an object."
+    return None
+
+
+class OpenSockets:
+    """The sockets open in this process; a shutdown closes them with 1001 ("going away")."""
+
+    def __init__(self) -> None:
+        self._handlers: set[_Policy] = set()
+
+    def add(self, handler: "_Policy") -> None:
+        self._handlers.add(handler)
+
+    def discard(self, handler: "_Policy") -> None:
+        self._handlers.discard(handler)
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+    async def close_all(self) -> None:
+        await asyncio.gather(
+            *(handler.close(GOING_AWAY, "The server is shutting down.") for handler in list(self._handlers))
+        )
+
+
+OPEN = OpenSockets()
+
+
+class _Policy:
+    """What both protocol handlers add: closing once, the watch over the caller, the registry."""
+
+    context: Context
+    websocket: Any
+    _closed: bool = False
+    _watcher: asyncio.Task[None] | None = None
+
+    @property
+    def socket(self) -> SocketContext:
+        assert isinstance(self.context, SocketContext)
+        return self.context
+
+    def _start(self) -> None:
+        self.socket.close_socket = self.close
+        OPEN.add(self)
+
+    async def _stop(self) -> None:
+        OPEN.discard(self)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._watcher
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the socket, once (a second close would fail in Starlette)."""
+        if self._closed:
+            return
+        self._closed = True
+        with suppress(Exception):  # the peer may be gone already
+            await self.websocket.close(code=code, reason=reason)
+
+    def _watch(self) -> None:
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._keep_watch(), name="socket-watch")
+
+    async def _keep_watch(self) -> None:
+        interval = self.context.settings.ws_ping_interval
+        while not self._closed:
+            if not await self._wait_signed_in(interval):
+                return
+            if not await self._ping():
+                await self.close(PING_TIMEOUT, "The peer did not answer a ping.")
+                return
+
+    async def _wait_signed_in(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds, or until the caller's token runs out; then check the caller again.
+        ``False`` (the socket closed with 4403) once the credentials no longer hold."""
+        caller = self.context.caller
+        expires_at = caller.expires_at if caller else None
+        if expires_at is not None:
+            delay = min(delay, max(0.0, (expires_at - utcnow()).total_seconds()))
+        await asyncio.sleep(delay)
+        if caller is None:
+            return True
+        try:
+            async with self.socket.database.session() as session:
+                self.socket.sign_in(await auth.recheck(session, caller))
+        except Unauthenticated as exc:
+            await self.close(FORBIDDEN, exc.message)
+            return False
+        return True
+
+    async def _ping(self) -> bool:
+        return True
+
+
+class TransportWSHandler(_Policy, BaseGraphQLTransportWSHandler[Context, None]):
+    """``graphql-transport-ws``, the protocol of the ``graphql-ws`` library."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pong = asyncio.Event()
+
+    async def handle(self) -> None:
+        self._start()
+        try:
+            await super().handle()
+        finally:
+            await self._stop()
+
+    async def handle_message(self, message: Any) -> None:
+        problem = message_problem(message, ("subscribe",))
+        if problem is not None:
+            await self.close(BAD_MESSAGE, problem)
+            return
+        if message["type"] == "connection_init" and message.get("payload") is None:
+            message = {**message, "payload": {}}  # the protocol allows a null payload
+        if message["type"] == "pong":
+            self._pong.set()
+        await super().handle_message(message)
+        if self.connection_acknowledged:
+            self._watch()
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        async with self.socket.scope():
+            await super().run_operation(operation)
+
+    async def _ping(self) -> bool:
+        self._pong.clear()
+        with suppress(Exception):
+            await self.send_message({"type": "ping"})
+        try:
+            await asyncio.wait_for(self._pong.wait(), self.context.settings.ws_ping_timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+class LegacyWSHandler(_Policy, BaseGraphQLWSHandler[Context, None]):
+    """``graphql-ws``, the protocol of Apollo's old ``subscriptions-transport-ws`` (keep-alive
+    messages, ``ka``, instead of pings)."""
+
+    async def handle(self) -> None:
+        self._start()
+        timeout = asyncio.create_task(self._init_timeout())
+        try:
+            await super().handle()
+        finally:
+            timeout.cancel()
+            await self._stop()
+
+    async def _init_timeout(self) -> None:
+        await asyncio.sleep(self.context.settings.ws_connection_init_timeout)
+        if not self.connection_acknowledged:
+            await self.close(INIT_TIMEOUT, "Connection initialisation timeout")
+
+    async def handle_message(self, message: Any) -> None:
+        problem = message_problem(message, ("start",))
+        if problem is not None:
+            await self.close(BAD_MESSAGE, problem)
+            return
+        await super().handle_message(message)
+
+    async def handle_connection_init(self, message: Any) -> None:
+        """As Strawberry's, but refused credentials close with 4403 (as on the newer protocol)."""
+        if self.connection_acknowledged:
+            return
+        self.socket.connection_params = message.get("payload") or {}
+        try:
+            ack = await self.view.on_ws_connect(self.context)
+        except ConnectionRejectionError as exc:
+            with suppress(Exception):
+                await self.send_message({"type": "connection_error", "payload": exc.payload})
+            await self.close(FORBIDDEN, "Forbidden")
+            return
+        acknowledgement: dict[str, Any] = {"type": "connection_ack"}
+        if not isinstance(ack, UnsetType) and ack is not None:
+            acknowledgement["payload"] = ack
+        await self.send_message(acknowledgement)  # type: ignore[arg-type]
+        self.connection_acknowledged = True
+        if self.keep_alive:
+            self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
+        self._watch()
+
+    async def handle_async_results(self, *args: Any, **kwargs: Any) -> None:
+        async with self.socket.scope():
+            await super().handle_async_results(*args, **kwargs)
