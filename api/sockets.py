@@ -102,7 +102,7 @@ class _Policy:
     context: Context
     websocket: Any
     _closed: bool = False
-    _watcher: asyncio.Task[None] | None = None
+    _watchers: list[asyncio.Task[None]]
 
     @property
     def socket(self) -> SocketContext:
@@ -110,15 +110,15 @@ class _Policy:
         return self.context
 
     def _start(self) -> None:
+        self._watchers = []
         self.socket.close_socket = self.close
         OPEN.add(self)
 
     async def _stop(self) -> None:
         OPEN.discard(self)
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._watcher
+        for task in self._watchers:
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
 
     async def close(self, code: int, reason: str) -> None:
         """Close the socket, once (a second close would fail in Starlette)."""
@@ -129,14 +129,22 @@ class _Policy:
             await self.websocket.close(code=code, reason=reason)
 
     def _watch(self) -> None:
-        if self._watcher is None:
-            self._watcher = asyncio.create_task(self._keep_watch(), name="socket-watch")
+        """Once the socket is acknowledged: keep checking the caller, and keep pinging."""
+        if not self._watchers:
+            self._watchers = [
+                asyncio.create_task(self._keep_signed_in(), name="socket-caller-check"),
+                asyncio.create_task(self._keep_pinging(), name="socket-ping"),
+            ]
 
-    async def _keep_watch(self) -> None:
+    async def _keep_signed_in(self) -> None:
+        interval = self.context.settings.ws_ping_interval
+        while not self._closed and await self._wait_signed_in(interval):
+            pass
+
+    async def _keep_pinging(self) -> None:
         interval = self.context.settings.ws_ping_interval
         while not self._closed:
-            if not await self._wait_signed_in(interval):
-                return
+            await asyncio.sleep(interval)
             if not await self._ping():
                 await self.close(PING_TIMEOUT, "The peer did not answer a ping.")
                 return
@@ -160,6 +168,8 @@ class _Policy:
         return True
 
     async def _ping(self) -> bool:
+        """Ping the peer; whether it answered in time (the legacy protocol has no pings: its server
+        sends keep-alive messages, and uvicorn's WebSocket pings find a dead peer)."""
         return True
 
 

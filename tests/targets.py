@@ -5,12 +5,14 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 
 async def ok(request: Request) -> Response:
@@ -61,12 +63,13 @@ app = Starlette(
 
 
 @asynccontextmanager
-async def serving() -> AsyncIterator[str]:
-    """The base URL of the target server, running until the block ends."""
+async def serving(served: ASGIApp = app, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
+    """The base URL of a uvicorn server on a free port of 127.0.0.1 in this loop (by default the
+    target server), running until the block ends."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(served, log_level="warning", lifespan=lifespan))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag to poll, no event to wait on)
         await asyncio.sleep(0.01)

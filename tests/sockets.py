@@ -1,0 +1,60 @@
+"""A GraphQL WebSocket client for tests, speaking either protocol to a live server."""
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
+_SUBSCRIBE = {"graphql-transport-ws": "subscribe", "graphql-ws": "start"}
+_NEXT = {"graphql-transport-ws": "next", "graphql-ws": "data"}
+
+
+class Socket:
+    def __init__(self, connection: ClientConnection, protocol: str) -> None:
+        self.connection = connection
+        self.protocol = protocol
+
+    async def send(self, message: object) -> None:
+        await self.connection.send(json.dumps(message))
+
+    async def receive(self, *, skip_keepalive: bool = True) -> dict[str, Any]:
+        while True:
+            message: dict[str, Any] = json.loads(await self.connection.recv())
+            if not (skip_keepalive and message.get("type") in ("ka", "ping", "pong")):
+                return message
+            if message["type"] == "ping":
+                await self.send({"type": "pong"})
+
+    async def init(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        await self.send({"type": "connection_init", "payload": payload or {}})
+        return await self.receive()
+
+    async def subscribe(self, id: str, query: str, variables: dict[str, Any] | None = None) -> None:
+        payload = {"query": query, "variables": variables or {}}
+        await self.send({"type": _SUBSCRIBE[self.protocol], "id": id, "payload": payload})
+
+    async def next(self, id: str) -> dict[str, Any]:
+        """The payload of the next result of operation ``id``; fails on anything else."""
+        message = await self.receive()
+        assert (message["type"], message["id"]) == (_NEXT[self.protocol], id), message
+        payload: dict[str, Any] = message["payload"]
+        return payload
+
+    async def closed_with(self) -> int | None:
+        """The close code the server sent, once it closes (messages before it are dropped)."""
+        try:
+            while True:
+                await self.connection.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+
+
+@asynccontextmanager
+async def socket(base_url: str, protocol: str) -> AsyncIterator[Socket]:
+    url = base_url.replace("http://", "ws://") + "/graphql"
+    async with connect(url, subprotocols=[protocol], open_timeout=5) as connection:  # type: ignore[list-item]
+        yield Socket(connection, protocol)

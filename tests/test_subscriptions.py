@@ -1,0 +1,198 @@
+"""GraphQL subscriptions over real sockets, on both protocols, against a live uvicorn server."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.db.engine import Database
+from api.security import create_access_token
+from tests.conftest import fetch_settings
+from tests.factories import PASSWORD, bearer, make_user
+from tests.sockets import PROTOCOLS, socket
+from tests.targets import serving
+
+Served = tuple[str, FastAPI]
+Serve = Callable[..., AbstractAsyncContextManager[Served]]
+
+JOB_EVENTS = """subscription ($id: ID!) { fetchJobEvents(id: $id) {
+  job { id status completed total } result { position url outcome } } }"""
+USER_EVENTS = "subscription { userEvents { kind user { email isAdmin } } }"
+
+
+@pytest.fixture
+def serve(live_database: Database) -> Serve:
+    """Serve the app over a live database, with settings of the test's choosing."""
+
+    @asynccontextmanager
+    async def serving_app(**overrides: Any) -> AsyncIterator[Served]:
+        app = create_app(fetch_settings(**overrides), database=live_database)
+        async with serving(app, lifespan="on") as url:
+            yield url, app
+
+    return serving_app
+
+
+async def subscribed(app: FastAPI, count: int) -> None:
+    """Until the server has ``count`` subscribers on its bus (a subscribe message is handled
+    asynchronously: an event sent before would not reach it)."""
+    for _ in range(250):
+        if app.state.feeds.bus.subscribers == count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{app.state.feeds.bus.subscribers} subscribers, not {count}")
+
+
+async def token_for(app: FastAPI, user_email: str) -> str:
+    """An access token from a real sign-in (so it belongs to a session that can be revoked)."""
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.post(
+            "/api/v1/auth/token", data={"username": user_email, "password": PASSWORD}
+        )
+    token: str = response.json()["access_token"]
+    return token
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_job_streams_its_state_each_result_and_its_end(
+    serve: Serve, live_database: Database, targets: str, protocol: str
+) -> None:
+    user = await make_user(live_database)
+    async with serve() as (url, app), httpx2.AsyncClient(base_url=url) as http:
+        headers = bearer(app.state.settings, user)
+        urls = [f"{targets}/slow?s=0.2", f"{targets}/ok", f"{targets}/status/404"]
+        started = await http.post("/api/v1/fetch-jobs", json={"urls": urls}, headers=headers)
+        job_id = started.json()["node_id"]
+        async with socket(url, protocol) as ws:
+            assert (await ws.init({"Authorization": headers["Authorization"]}))["type"] == "connection_ack"
+            await ws.subscribe("1", JOB_EVENTS, {"id": job_id})
+            first = (await ws.next("1"))["data"]["fetchJobEvents"]
+            assert first["result"] is None
+            assert first["job"]["id"] == job_id
+            seen = first["job"]["completed"]
+            events = []
+            while True:
+                event = (await ws.next("1"))["data"]["fetchJobEvents"]
+                events.append(event)
+                if event["job"]["status"] == "DONE" and event["result"] is None:
+                    break
+            assert (await ws.receive())["type"] == "complete"
+    positions = sorted(e["result"]["position"] for e in events if e["result"])
+    assert len(positions) == 3 - seen
+    assert len(set(positions)) == len(positions)
+    assert events[-1]["job"]["completed"] == 3
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_sockets_sign_in_from_connection_init(
+    serve: Serve, live_database: Database, protocol: str
+) -> None:
+    admin = await make_user(live_database, admin=True)
+    async with serve() as (url, app):
+        token = create_access_token(app.state.settings, admin.id).token
+        for payload in ({"Authorization": f"Bearer {token}"}, {"authToken": token}):
+            async with socket(url, protocol) as ws:
+                assert (await ws.init(payload))["type"] == "connection_ack"
+                await ws.subscribe("1", USER_EVENTS)
+                await subscribed(app, 1)
+                await make_user(live_database, email=f"new-{len(str(payload))}@example.com")
+                assert (await ws.next("1"))["data"]["userEvents"]["kind"] == "CREATED"
+        async with socket(url, protocol) as ws:  # no credentials: the subscription is refused
+            assert (await ws.init())["type"] == "connection_ack"
+            await ws.subscribe("1", USER_EVENTS)
+            message = await ws.receive()
+            assert message["type"] == "error"
+            assert "UNAUTHENTICATED" in str(message["payload"])
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize(
+    "payload", [{"Authorization": "Bearer not-a-token"}, {"authToken": 42}, {"Authorization": "Basic abc"}]
+)
+async def test_bad_credentials_close_the_socket_with_4403(serve: Serve, protocol: str, payload: Any) -> None:
+    async with serve() as (url, _), socket(url, protocol) as ws:
+        await ws.send({"type": "connection_init", "payload": payload})
+        assert await ws.closed_with() == 4403
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_socket_without_connection_init_is_closed_with_4408(serve: Serve, protocol: str) -> None:
+    async with serve(ws_connection_init_timeout=0.3) as (url, _), socket(url, protocol) as ws:
+        assert await asyncio.wait_for(ws.closed_with(), 5) == 4408
+
+
+MALFORMED: list[object] = [
+    [1, 2],
+    42,
+    "text",
+    None,
+    {"type": 7},
+    {"type": "connection_init", "payload": "a string"},
+    {"type": "SUBSCRIBE", "id": "1", "payload": "a string"},
+    {"type": "SUBSCRIBE", "id": "1", "payload": None},
+    {"type": "SUBSCRIBE", "id": "1", "payload": {"query": 5}},
+    {"type": "SUBSCRIBE", "id": 1, "payload": {"query": "{ me { id } }"}},
+    {"type": "SUBSCRIBE", "id": "1", "payload": {"query": "{ me { id } }", "variables": [1]}},
+]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("message", MALFORMED, ids=range(len(MALFORMED)))
+async def test_malformed_messages_close_with_4400(serve: Serve, protocol: str, message: object) -> None:
+    if isinstance(message, dict) and message.get("type") == "SUBSCRIBE":
+        message = {**message, "type": "subscribe" if protocol == "graphql-transport-ws" else "start"}
+    async with serve() as (url, _), socket(url, protocol) as ws:
+        if not (isinstance(message, dict) and message.get("type") == "connection_init"):
+            assert (await ws.init())["type"] == "connection_ack"
+        await ws.send(message)
+        assert await ws.closed_with() == 4400
+
+
+async def test_the_server_pings_and_drops_a_peer_that_does_not_answer(serve: Serve) -> None:
+    async with serve(ws_ping_interval=0.2, ws_ping_timeout=0.3) as (url, _), socket(url, PROTOCOLS[0]) as ws:
+        await ws.init()
+        assert (await ws.receive(skip_keepalive=False))["type"] == "ping"
+        await ws.send({"type": "pong"})
+        assert (await ws.receive(skip_keepalive=False))["type"] == "ping"
+        assert await asyncio.wait_for(ws.closed_with(), 5) == 1011
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_an_expired_or_revoked_token_closes_the_socket_with_4403(
+    serve: Serve, live_database: Database, protocol: str
+) -> None:
+    user = await make_user(live_database)
+    async with serve(access_token_ttl=1, ws_ping_interval=0.2) as (url, app), socket(url, protocol) as ws:
+        await ws.init({"Authorization": f"Bearer {await token_for(app, user.email)}"})
+        assert await asyncio.wait_for(ws.closed_with(), 5) == 4403
+    async with serve(ws_ping_interval=0.2) as (url, app), httpx2.AsyncClient(base_url=url) as http:
+        signed_in = await http.post("/api/v1/auth/token", data={"username": user.email, "password": PASSWORD})
+        tokens = signed_in.json()
+        async with socket(url, protocol) as ws:
+            await ws.init({"Authorization": f"Bearer {tokens['access_token']}"})
+            await http.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+            assert await asyncio.wait_for(ws.closed_with(), 5) == 4403
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_each_event_reads_with_a_short_session_and_a_disconnect_frees_everything(
+    serve: Serve, live_database: Database, protocol: str
+) -> None:
+    admin = await make_user(live_database, admin=True)
+    async with serve() as (url, app):
+        pool = live_database.engine.pool
+        async with socket(url, protocol) as ws:
+            await ws.init(bearer(app.state.settings, admin))
+            await ws.subscribe("1", USER_EVENTS)
+            await subscribed(app, 1)
+            for n in range(3):
+                await make_user(live_database, email=f"short-{n}@example.com")
+                assert (await ws.next("1"))["data"]["userEvents"]["user"]["email"] == f"short-{n}@example.com"
+                assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        await subscribed(app, 0)
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
