@@ -5,7 +5,8 @@ PostgreSQL when ``SWITCHBOARD_TEST_POSTGRES_URL`` is set.
 """
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,20 @@ async def live_client(live_app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
     transport = httpx2.ASGITransport(app=live_app, raise_app_exceptions=False)
     async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+Served = tuple[str, FastAPI]
+Serve = Callable[..., AbstractAsyncContextManager[Served]]
+
+
+@pytest.fixture
+def serve(live_database: Database) -> Serve:
+    """Serve the app over a live database, with settings of the test's choosing."""
+
+    @asynccontextmanager
+    async def serving_app(**overrides: Any) -> AsyncIterator[Served]:
+        app = create_app(fetch_settings(**overrides), database=live_database)
+        async with serving(app, lifespan="on") as url:
+            yield url, app
+
+    return serving_app

@@ -1,41 +1,21 @@
 """GraphQL subscriptions over real sockets, on both protocols, against a live uvicorn server."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx2
 import pytest
 from fastapi import FastAPI
 
-from api.app import create_app
 from api.db.engine import Database
 from api.security import create_access_token
-from tests.conftest import fetch_settings
+from tests.conftest import Serve
 from tests.factories import PASSWORD, bearer, make_user
 from tests.sockets import PROTOCOLS, socket
-from tests.targets import serving
-
-Served = tuple[str, FastAPI]
-Serve = Callable[..., AbstractAsyncContextManager[Served]]
 
 JOB_EVENTS = """subscription ($id: ID!) { fetchJobEvents(id: $id) {
   job { id status completed total } result { position url outcome } } }"""
 USER_EVENTS = "subscription { userEvents { kind user { email isAdmin } } }"
-
-
-@pytest.fixture
-def serve(live_database: Database) -> Serve:
-    """Serve the app over a live database, with settings of the test's choosing."""
-
-    @asynccontextmanager
-    async def serving_app(**overrides: Any) -> AsyncIterator[Served]:
-        app = create_app(fetch_settings(**overrides), database=live_database)
-        async with serving(app, lifespan="on") as url:
-            yield url, app
-
-    return serving_app
 
 
 async def subscribed(app: FastAPI, count: int) -> None:

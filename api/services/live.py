@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.bus import Bus, Event, Subscription
 from api.db.engine import Database
@@ -52,19 +53,29 @@ class UserUpdate:
 
 
 async def job_events(
-    feeds: Feeds, caller: Caller | None, job_id: uuid.UUID, *, after: int | None = None
+    feeds: Feeds,
+    caller: Caller | None,
+    job_id: uuid.UUID,
+    *,
+    after: int | None = None,
+    session: AsyncSession | None = None,
 ) -> AsyncGenerator[JobUpdate, None]:
     """One job: first its state as it stands, then one update per result, ending when it ends.
 
     With ``after`` (a resuming client's last sequence number), the results that came in since are
     sent first, instead of the state. Refusals (``NotFound`` for a job the caller may not see) are
-    raised here, before the stream starts.
+    raised here, before the stream starts. The state is read in ``session`` when the caller has one
+    open (a request's: on SQLite, a second transaction beside it would wait for its lock).
     """
     require(caller, "fetch")
     assert caller is not None
     subscription = feeds.bus.subscribe(job_topic(job_id), maxsize=feeds.queue_size)
     try:
-        caller, job, missed = await _job_now(feeds.database, caller, job_id, after)
+        if session is None:
+            async with feeds.database.session() as own:
+                caller, job, missed = await _job_now(own, caller, job_id, after)
+        else:
+            caller, job, missed = await _job_now(session, caller, job_id, after)
     except BaseException:
         feeds.bus.unsubscribe(subscription)
         raise
@@ -150,7 +161,8 @@ async def _job_updates(
         caller = await _rechecked(feeds.database, event, caller)
         if event.resync:
             if job_id is not None:  # the stream of one job catches up with its current state
-                caller, job, _ = await _job_now(feeds.database, caller, job_id, None)
+                async with feeds.database.session() as session:
+                    caller, job, _ = await _job_now(session, caller, job_id, None)
                 seen = max(seen, job.completed)
                 yield JobUpdate(job, None, job.completed)
             continue
@@ -166,20 +178,19 @@ async def _job_updates(
 
 
 async def _job_now(
-    database: Database, caller: Caller, job_id: uuid.UUID, after: int | None
+    session: AsyncSession, caller: Caller, job_id: uuid.UUID, after: int | None
 ) -> tuple[Caller, FetchJob, list[FetchResult]]:
     """The caller checked again, the job as it stands, and its results after sequence ``after``."""
-    async with database.session() as session:
-        caller = await auth.recheck(session, caller)
-        job = await fetch_jobs.get_job(session, caller, job_id)
-        missed: list[FetchResult] = []
-        if after is not None:
-            query = (
-                select(FetchResult)
-                .where(FetchResult.job_id == job_id, FetchResult.sequence > after)
-                .order_by(FetchResult.sequence)
-            )
-            missed = list(await session.scalars(query))
+    caller = await auth.recheck(session, caller)
+    job = await fetch_jobs.get_job(session, caller, job_id)
+    missed: list[FetchResult] = []
+    if after is not None:
+        query = (
+            select(FetchResult)
+            .where(FetchResult.job_id == job_id, FetchResult.sequence > after)
+            .order_by(FetchResult.sequence)
+        )
+        missed = list(await session.scalars(query))
     return caller, job, missed
 
 
