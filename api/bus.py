@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.hooks import BUS_KEY, after_commit
+from api.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,12 @@ class Event:
         return cls(tuple(topics), data)
 
 
-class Overflowed(Exception):
-    """The subscriber fell too far behind; its subscription is over."""
+class Overflowed(DomainError):
+    """The subscriber fell too far behind; its subscription is over (the client may subscribe again)."""
+
+    code = "TOO_SLOW"
+    status = 409
+    title = "The subscriber fell too far behind."
 
 
 _OVERFLOW: Final = Event((), {})

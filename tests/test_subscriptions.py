@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from api.db.engine import Database
 from api.security import create_access_token
+from api.services import users
+from api.services.commands import UserCreate
 from tests.conftest import Serve
 from tests.factories import PASSWORD, bearer, make_user
 from tests.sockets import PROTOCOLS, socket
@@ -176,3 +178,36 @@ async def test_each_event_reads_with_a_short_session_and_a_disconnect_frees_ever
                 assert pool.checkedout() == 0  # type: ignore[attr-defined]
         await subscribed(app, 0)
         assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_subscriptions_per_socket_are_capped(
+    serve: Serve, live_database: Database, protocol: str
+) -> None:
+    admin = await make_user(live_database, admin=True)
+    async with serve(ws_max_subscriptions=2) as (url, app), socket(url, protocol) as ws:
+        await ws.init(bearer(app.state.settings, admin))
+        for id in ("1", "2", "3"):
+            await ws.subscribe(id, USER_EVENTS)
+        message = await ws.receive()
+        assert (message["type"], message["id"]) == ("error", "3")
+        assert "Subscription limit reached" in str(message["payload"])
+
+
+async def test_a_subscriber_that_falls_behind_is_cut_off(serve: Serve, live_database: Database) -> None:
+    admin = await make_user(live_database, admin=True)
+    async with serve(subscription_queue_size=1) as (url, app), socket(url, PROTOCOLS[0]) as ws:
+        await ws.init(bearer(app.state.settings, admin))
+        await ws.subscribe("1", USER_EVENTS)
+        await subscribed(app, 1)
+        async with live_database.session() as session:  # three events in one commit: one burst
+            for n in range(3):
+                await users.create_user(
+                    session, UserCreate(email=f"burst-{n}@example.com", password=PASSWORD)
+                )
+        messages = [await asyncio.wait_for(ws.receive(), 5)]
+        while messages[-1]["type"] != "complete":
+            messages.append(await asyncio.wait_for(ws.receive(), 5))
+        await subscribed(app, 0)
+    assert [m["type"] for m in messages][-2:] == ["next", "complete"]
+    assert "fell too far behind" in str(messages[-2]["payload"]["errors"])

@@ -16,7 +16,6 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
-from api.bus import Overflowed
 from api.deps import CurrentCaller, FeedsDep, SessionDep, SettingsDep
 from api.errors import DomainError, InvalidInput
 from api.rest.fetch import FetchJobOut, FetchResultOut
@@ -56,8 +55,6 @@ async def _stream(updates: AsyncGenerator[JobUpdate, None], heartbeat: float) ->
             yield _message(update)
     except StopAsyncIteration:
         return
-    except Overflowed as exc:
-        yield _error("TOO_SLOW", str(exc))
     except DomainError as exc:
         yield _error(exc.code, exc.message)
     finally:
