@@ -129,7 +129,10 @@ class Bus:
 
     @property
     def subscribers(self) -> int:
-        return len({s for subscribers in self._topics.values() for s in subscribers})
+        return len(self._everyone())
+
+    def _everyone(self) -> set[Subscription]:
+        return {s for subscribers in self._topics.values() for s in subscribers}
 
     def dispatch(self, event: Event) -> None:
         """Hand ``event`` to each local subscriber of any of its topics, once."""
@@ -141,7 +144,7 @@ class Bus:
 
     def resync(self) -> None:
         event = Event((), {}, resync=True)
-        for subscription in {s for subscribers in self._topics.values() for s in subscribers}:
+        for subscription in self._everyone():
             subscription.deliver(event)
 
     async def send(self, session: AsyncSession, event: Event) -> None:

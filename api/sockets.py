@@ -129,12 +129,12 @@ class _Policy:
             await self.websocket.close(code=code, reason=reason)
 
     def _watch(self) -> None:
-        """Once the socket is acknowledged: keep checking the caller, and keep pinging."""
+        """Once the socket is acknowledged: keep checking the caller, and keep pinging if the
+        protocol has pings."""
         if not self._watchers:
-            self._watchers = [
-                asyncio.create_task(self._keep_signed_in(), name="socket-caller-check"),
-                asyncio.create_task(self._keep_pinging(), name="socket-ping"),
-            ]
+            self._watchers = [asyncio.create_task(self._keep_signed_in(), name="socket-caller-check")]
+            if self.pings:
+                self._watchers.append(asyncio.create_task(self._keep_pinging(), name="socket-ping"))
 
     async def _keep_signed_in(self) -> None:
         interval = self.context.settings.ws_ping_interval
@@ -167,14 +167,19 @@ class _Policy:
             return False
         return True
 
+    # The legacy protocol has no pings: its server sends keep-alive messages, and uvicorn's WebSocket
+    # pings find a dead peer.
+    pings = False
+
     async def _ping(self) -> bool:
-        """Ping the peer; whether it answered in time (the legacy protocol has no pings: its server
-        sends keep-alive messages, and uvicorn's WebSocket pings find a dead peer)."""
-        return True
+        """Ping the peer; whether it answered in time."""
+        raise NotImplementedError
 
 
 class TransportWSHandler(_Policy, BaseGraphQLTransportWSHandler[Context, None]):
     """``graphql-transport-ws``, the protocol of the ``graphql-ws`` library."""
+
+    pings = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
