@@ -29,4 +29,4 @@ COPY --chown=root:root alembic ./alembic
 USER switchboard
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"]
-CMD ["uvicorn", "--factory", "api.app:create_app", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--proxy-headers", "--timeout-graceful-shutdown", "20"]
+CMD ["switchboard", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

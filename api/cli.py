@@ -14,6 +14,7 @@ from api.errors import DomainError
 from api.migrations import ALEMBIC_INI
 from api.services import users
 from api.services.commands import UserCreate, build
+from api.serving import GRACE_SECONDS, GoingAwayWebSockets
 from api.settings import get_settings
 
 
@@ -25,7 +26,8 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         proxy_headers=True,
-        timeout_graceful_shutdown=20,
+        ws=GoingAwayWebSockets,
+        timeout_graceful_shutdown=GRACE_SECONDS,
     )
 
 

@@ -9,8 +9,9 @@ What is added to Strawberry's:
 - the caller is checked again on every tick, and the socket closed with 4403 when the access token
   runs out or the sign-in is revoked;
 - the legacy ``graphql-ws`` protocol gets a ``connection_init`` timeout (4408) and closes with 4403
-  when the credentials are refused;
-- every open socket is known to the process (``OPEN``), so a shutdown can close them with 1001.
+  when the credentials are refused.
+
+A shutdown closes the open sockets with 1001 below the app, in uvicorn's protocol (``api.serving``).
 """
 
 import asyncio
@@ -33,7 +34,6 @@ from resolvers.context import Context, SocketContext
 
 logger = logging.getLogger(__name__)
 
-GOING_AWAY = 1001
 PING_TIMEOUT = 1011  # as the websockets library closes on a keepalive timeout
 BAD_MESSAGE = 4400
 FORBIDDEN = 4403
@@ -72,30 +72,6 @@ def message_problem(message: object, operation_types: tuple[str, ...]) -> str | 
     return None
 
 
-class OpenSockets:
-    """The sockets open in this process; a shutdown closes them with 1001 ("going away")."""
-
-    def __init__(self) -> None:
-        self._handlers: set[_Policy] = set()
-
-    def add(self, handler: "_Policy") -> None:
-        self._handlers.add(handler)
-
-    def discard(self, handler: "_Policy") -> None:
-        self._handlers.discard(handler)
-
-    def __len__(self) -> int:
-        return len(self._handlers)
-
-    async def close_all(self) -> None:
-        await asyncio.gather(
-            *(handler.close(GOING_AWAY, "The server is shutting down.") for handler in list(self._handlers))
-        )
-
-
-OPEN = OpenSockets()
-
-
 class _Policy:
     """What both protocol handlers add: closing once, the watch over the caller, the registry."""
 
@@ -112,10 +88,8 @@ class _Policy:
     def _start(self) -> None:
         self._watchers = []
         self.socket.close_socket = self.close
-        OPEN.add(self)
 
     async def _stop(self) -> None:
-        OPEN.discard(self)
         for task in self._watchers:
             task.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)

@@ -1,0 +1,24 @@
+"""How uvicorn serves the app: what ``switchboard serve`` changes in uvicorn's behaviour.
+
+On SIGTERM uvicorn stops accepting, lets in-flight requests finish within the grace period, and
+closes every open WebSocket at once, before the app hears of the shutdown, with 1012 ("service
+restart"). A server that is being stopped is going away: its sockets close with 1001, and clients
+reconnect, to another worker or to this one once it is back, and re-read the state they follow.
+"""
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+GOING_AWAY = 1001
+GRACE_SECONDS = 20
+
+
+class GoingAwayWebSockets(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol (the websockets library's), closing with 1001 on shutdown."""
+
+    def shutdown(self) -> None:
+        if self.handshake_complete and not self.close_sent:
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": GOING_AWAY})
+            self.conn.send_close(GOING_AWAY, "The server is shutting down.")
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+        super().shutdown()  # with the close sent, uvicorn only closes the connection

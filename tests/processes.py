@@ -1,0 +1,57 @@
+"""``switchboard serve`` in processes of their own, for the tests that need a whole server: several
+workers sharing a database, a shutdown by signal."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import httpx2
+
+from tests.conftest import TEST_SECRET
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def server_process(port: int, database_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The server on ``port`` and ``database_url``, stopped (SIGTERM) when the block ends if the test
+    did not stop it itself."""
+    env = os.environ | {
+        "SWITCHBOARD_DATABASE_URL": database_url,
+        "SWITCHBOARD_SECRET_KEY": TEST_SECRET,
+        "SWITCHBOARD_FETCH_ALLOW_NETWORKS": '["127.0.0.0/8"]',
+        "SWITCHBOARD_FETCH_JOB_LEASE": "3600",
+        "SWITCHBOARD_LOG_LEVEL": "WARNING",
+    }
+    command = [os.path.join(os.path.dirname(sys.executable), "switchboard"), "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=env)  # noqa: S603 (our own command, fixed arguments)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@asynccontextmanager
+async def ready(port: int) -> AsyncIterator[httpx2.AsyncClient]:
+    """A client of the server on ``port``, once it answers ``/readyz``."""
+    async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        for _ in range(200):
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"the server on port {port} did not become ready")
+        yield client
