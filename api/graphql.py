@@ -153,7 +153,8 @@ class GraphQLApp(GraphQLRouter[Context, None]):
             bearer, api_key = socket_credentials(context.connection_params or {}, context.handshake)
             if bearer is None and api_key is None:
                 return NO_PAYLOAD
-            async with context.database.session() as session:
+            # An API key's use may be written down (``last_used_at``); a token only reads.
+            async with context.database.session(read_only=api_key is None) as session:
                 caller = await auth.identify(session, context.settings, bearer=bearer, api_key=api_key)
         except Unauthenticated as exc:
             raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None

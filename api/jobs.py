@@ -2,24 +2,28 @@
 
 A job starts when the transaction that created it commits. Its runner claims it (a lease, renewed
 while it runs), fetches the URLs not fetched yet, and writes each result in a short transaction of
-its own as soon as it is in. A sweeper, at start-up and then every half lease, takes over jobs whose
-process died (their lease ran out) and goes on where they stopped. On shutdown, running jobs are
-given back so the next start resumes them at once.
+its own as soon as it is in. It listens to the job's events on the bus meanwhile, so a cancellation
+committed by another process stops its fetches at once, as one committed here does. A sweeper, at
+start-up and then every half lease, takes over jobs whose process died (their lease ran out) and
+goes on where they stopped. On shutdown, running jobs are given back so the next start resumes them
+at once.
 """
 
 import asyncio
 import logging
 import uuid
-from contextlib import aclosing, suppress
+from contextlib import aclosing, nullcontext, suppress
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.bus import Subscription
 from api.db.engine import Database
 from api.db.hooks import after_commit
 from api.db.models import JobStatus
 from api.fetcher import Fetcher
 from api.services import job_progress
+from api.services.events import job_topic
 from api.services.job_progress import Claim
 
 logger = logging.getLogger(__name__)
@@ -112,38 +116,44 @@ class JobRunner:
         not fail the job: its lease runs out and a sweep takes it over where it stopped. Only an
         error of our own (a bug) fails it, with a sentence and the traceback in the log.
         """
-        claim: Claim | None = None
-        keeper: asyncio.Task[None] | None = None
-        try:
-            async with self.database.session() as session:
-                claim = await job_progress.claim(
-                    session, job_id, lease=self.lease, max_attempts=self.max_attempts
-                )
-            if claim is None:
-                return
-            keeper = asyncio.create_task(self._keep_lease(claim, asyncio.current_task()))
-            if await self._fetch(claim):
+        bus = self.database.bus
+        # Listening from before the claim, so that a cancellation committed just after it is heard too.
+        # No bound on the queue: a job's topic carries one event per URL and a few for its status, and
+        # the lease keeper takes each as it comes.
+        listening = nullcontext() if bus is None else bus.subscribe(job_topic(job_id), maxsize=0)
+        async with listening as news:
+            claim: Claim | None = None
+            keeper: asyncio.Task[None] | None = None
+            try:
                 async with self.database.session() as session:
-                    await job_progress.finish(session, claim)
-        except asyncio.CancelledError:
-            if self._closing and claim is not None:
-                with suppress(SQLAlchemyError):
+                    claim = await job_progress.claim(
+                        session, job_id, lease=self.lease, max_attempts=self.max_attempts
+                    )
+                if claim is None:
+                    return
+                keeper = asyncio.create_task(self._keep_lease(claim, asyncio.current_task(), news))
+                if await self._fetch(claim):
                     async with self.database.session() as session:
-                        await job_progress.release(session, claim)
-            raise
-        except SQLAlchemyError:
-            logger.warning(
-                "fetch job %s stopped on a database error; it resumes when its lease runs out", job_id
-            )
-        except Exception:
-            logger.exception("fetch job %s failed", job_id)
-            if claim is not None:
-                with suppress(SQLAlchemyError):
-                    async with self.database.session() as session:
-                        await job_progress.finish(session, claim, JobStatus.FAILED, INTERNAL_FAILURE)
-        finally:
-            if keeper is not None:
-                keeper.cancel()
+                        await job_progress.finish(session, claim)
+            except asyncio.CancelledError:
+                if self._closing and claim is not None:
+                    with suppress(SQLAlchemyError):
+                        async with self.database.session() as session:
+                            await job_progress.release(session, claim)
+                raise
+            except SQLAlchemyError:
+                logger.warning(
+                    "fetch job %s stopped on a database error; it resumes when its lease runs out", job_id
+                )
+            except Exception:
+                logger.exception("fetch job %s failed", job_id)
+                if claim is not None:
+                    with suppress(SQLAlchemyError):
+                        async with self.database.session() as session:
+                            await job_progress.finish(session, claim, JobStatus.FAILED, INTERNAL_FAILURE)
+            finally:
+                if keeper is not None:
+                    keeper.cancel()
 
     async def _fetch(self, claim: Claim) -> bool:
         """Fetch and record what remains; ``False`` if the job stopped being ours on the way."""
@@ -155,17 +165,38 @@ class JobRunner:
                         return False
         return True
 
-    async def _keep_lease(self, claim: Claim, runner: "asyncio.Task[object] | None") -> None:
+    async def _keep_lease(
+        self, claim: Claim, runner: "asyncio.Task[object] | None", news: Subscription | None
+    ) -> None:
         """Renew the lease while the job runs; stop the run when the job is no longer ours (it was
-        cancelled through another process)."""
-        while True:
-            await asyncio.sleep(self.lease / 3)
+        cancelled through another process, or taken over). A cancellation announced on the bus
+        (``news``, the job's events) stops it at once; the renewal notices it too, a third of a lease
+        later at most, when there is no bus or its events were lost."""
+        while not await _cancel_announced(news, self.lease / 3):
             try:
                 async with self.database.session() as session:
                     ours = await job_progress.renew(session, claim, lease=self.lease)
             except Exception:
                 logger.exception("renewing the lease of fetch job %s failed; trying again", claim.job_id)
                 continue
-            if not ours and runner is not None:
-                runner.cancel()
-                return
+            if not ours:
+                break
+        if runner is not None:
+            runner.cancel()
+
+
+async def _cancel_announced(news: Subscription | None, wait: float) -> bool:
+    """Whether the job's events announce it cancelled within ``wait`` seconds. A ``resync`` ends
+    the wait early, ``False``: events may have been lost, so the renewal looks at the job itself."""
+    if news is None:
+        await asyncio.sleep(wait)
+        return False
+    with suppress(TimeoutError):
+        async with asyncio.timeout(wait):
+            while True:
+                event = await news.get()
+                if event.resync:
+                    return False
+                if event.data.get("status") == JobStatus.CANCELLED.value:
+                    return True
+    return False

@@ -134,7 +134,7 @@ class _Policy:
         if caller is None:
             return True
         try:
-            async with self.socket.database.session() as session:
+            async with self.socket.database.session(read_only=True) as session:
                 self.socket.sign_in(await auth.recheck(session, caller))
         except Unauthenticated as exc:
             await self.close(FORBIDDEN, exc.message)

@@ -29,11 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-from sqlalchemy import text
 
-from api import migrations
 from api.app import create_app
-from api.db.engine import Database, create_engine
+from api.db.engine import Database
 from api.fetcher import Fetcher, Outcome, fetch_limits, outbound_client
 from api.jobs import JobRunner
 from api.security import create_access_token
@@ -41,6 +39,7 @@ from api.services import users
 from api.services.commands import UserCreate
 from api.settings import Settings
 from api.ssrf import Guard
+from bench.databases import fresh
 
 URLS = 100
 DELAY = 0.1
@@ -125,15 +124,7 @@ async def fetcher_alone(port: int, rounds: int) -> Figures:
 
 
 async def job_through_the_app(database_url: str, port: int, rounds: int) -> Figures:
-    engine = create_engine(database_url)
-    async with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            if foreign := await connection.run_sync(migrations.foreign_tables):
-                raise SystemExit(f"{database_url} holds tables that are not ours: {sorted(foreign)}")
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-        await connection.run_sync(migrations.upgrade)
-    await engine.dispose()
+    await fresh(database_url)
 
     settings = settings_for(database_url)
     app = create_app(settings)

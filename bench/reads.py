@@ -17,14 +17,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx2
 from sqlalchemy import insert, make_url, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from api import migrations
 from api.db.engine import create_engine
 from api.db.models import User
 from api.db.types import uuid7
 from api.security import create_access_token, hash_password
 from api.settings import Settings
+from bench.databases import fresh
 from bench.servers import Load, Server, uvicorn, wrk
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/switchboard_bench"
@@ -35,16 +34,7 @@ GRAPHQL_QUERY = "{ users(first: 50) { edges { node { id email displayName create
 
 async def prepare(url: str) -> Settings:
     """A fresh database with the schema from alembic and 10,000 users, the first an admin."""
-    target = make_url(url)
-    server = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with server.connect() as connection:
-        exists = await connection.scalar(
-            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
-        )
-        if not exists:
-            await connection.execute(text(f'CREATE DATABASE "{target.database}"'))
-    await server.dispose()
-
+    await fresh(url)
     engine = create_engine(url)
     password_hash = await hash_password("bench password")
     start = datetime.now(UTC) - timedelta(days=1)
@@ -62,11 +52,6 @@ async def prepare(url: str) -> Settings:
         for n in range(USERS)
     ]
     async with engine.begin() as connection:
-        if foreign := await connection.run_sync(migrations.foreign_tables):
-            raise SystemExit(f"bench: {target.database} holds tables that are not ours: {sorted(foreign)}")
-        await connection.execute(text("DROP SCHEMA public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-        await connection.run_sync(migrations.upgrade)
         await connection.execute(insert(User), rows)
         await connection.execute(text("ANALYZE users"))
     await engine.dispose()

@@ -4,7 +4,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,11 +16,17 @@ from api.fetcher import Fetcher
 from api.jobs import JobRunner
 from api.services.auth import Attempt
 from api.services.callers import Caller
-from api.services.live import Feeds
+from api.services.live import Feeds, Shared
 from api.settings import Settings
 from resolvers.loaders import Loaders
 
-UpdateT = TypeVar("UpdateT")
+
+class _Update(Protocol):
+    @property
+    def shared(self) -> Shared: ...
+
+
+UpdateT = TypeVar("UpdateT", bound=_Update)
 EventT = TypeVar("EventT")
 
 
@@ -68,9 +74,14 @@ class Context(BaseContext):
             raise Unauthenticated(self._refusal.message)
         return self._caller
 
-    def event_scope(self) -> AbstractAsyncContextManager[None]:
+    def event_scope(self, shared: Shared = None) -> AbstractAsyncContextManager[None]:
         """Where one event of a subscription is resolved; over HTTP, the operation's session serves."""
         return nullcontext()
+
+    def shared(self) -> Shared:
+        """What the subscribers of the event being resolved share (``schema.execution`` keeps their
+        common response there); nothing over HTTP."""
+        return None
 
     async def signed_out(self, reason: str) -> None:
         """The caller's credentials stopped holding in the middle of a stream (nothing to do over HTTP:
@@ -81,6 +92,7 @@ class Context(BaseContext):
 class _Scope:
     session: AsyncSession
     loaders: Loaders
+    shared: Shared = None
 
 
 # The session and loaders of the operation (or subscription event) running in the current task.
@@ -124,19 +136,23 @@ class SocketContext(Context):
         return scope
 
     @asynccontextmanager
-    async def scope(self) -> AsyncIterator[None]:
+    async def scope(self, shared: Shared = None, *, read_only: bool = False) -> AsyncIterator[None]:
         """A session (committed at the end, rolled back on an error) and loaders for what runs inside.
         The session connects only if something reads, so a subscription's own scope costs nothing."""
-        async with self.database.session() as session:
+        async with self.database.session(read_only=read_only) as session:
             previous = _scope.get()
-            _scope.set(_Scope(session, Loaders(session, lambda: self.caller)))
+            _scope.set(_Scope(session, Loaders(session, lambda: self.caller), shared))
             try:
                 yield
             finally:
                 _scope.set(previous)
 
-    def event_scope(self) -> AbstractAsyncContextManager[None]:
-        return self.scope()
+    def event_scope(self, shared: Shared = None) -> AbstractAsyncContextManager[None]:
+        return self.scope(shared, read_only=True)  # resolving an event reads
+
+    def shared(self) -> Shared:
+        scope = _scope.get()
+        return None if scope is None else scope.shared
 
     async def signed_out(self, reason: str) -> None:
         if self.close_socket is not None:
@@ -163,7 +179,7 @@ async def streamed(
     async with aclosing(updates):
         try:
             async for update in updates:
-                async with info.context.event_scope():
+                async with info.context.event_scope(update.shared):
                     yield convert(update)
         except Unauthenticated as exc:
             await info.context.signed_out(exc.message)

@@ -112,7 +112,7 @@ class ErrorRendering(SchemaExtension):
             return
         session = getattr(self.execution_context.context, "session", None)
         if not result.errors:
-            if commit and session is not None:
+            if commit and session is not None and session.in_transaction():
                 await session.commit()
             return
         keep = all(getattr(e.original_error, "keeps_changes", False) for e in result.errors)

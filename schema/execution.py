@@ -1,4 +1,7 @@
-"""A shortcut through graphql-core's per-field machinery for plain leaf fields.
+"""Our executor: a shortcut for plain leaf fields, and one execution per event for subscribers
+asking the same thing.
+
+A shortcut through graphql-core's per-field machinery for plain leaf fields.
 
 Most fields of a read are scalars read straight off an object (``email``, ``createdAt``). For each,
 graphql-core builds a resolve-info object, calls the resolver through Strawberry's wrapper and runs the
@@ -6,13 +9,31 @@ generic completion: several microseconds a field, thousands of times per page. F
 resolver, no arguments and a scalar or enum type, none of that can change the answer, so this reads
 the attribute and serializes it directly. Anything else, and any value the shortcut cannot serialize
 or a null where the type forbids one, goes the normal way, which also reports errors as usual.
+
+One event reaching a thousand subscribers would be executed a thousand times, most of them the same
+query for the same viewer (a dashboard open in many tabs, many sockets of one service). A
+subscription's executor knows its operation (the printed document and the variables) and its viewer
+(the account, its admin flag, an API key's scopes: what resolvers decide by). Subscribers with the
+same operation and viewer share one response per event, kept in what the event's subscribers share
+(``Context.shared``). A response with errors is not shared: the others execute for themselves, so
+each error is rendered for its own operation.
 """
 
-from collections.abc import Callable
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
-from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType, GraphQLSchema
+from graphql import (
+    ExecutionResult,
+    GraphQLEnumType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    OperationType,
+    print_ast,
+)
 from graphql.pyutils import AwaitableOrValue, Path, UndefinedType
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -54,6 +75,50 @@ class LeafShortcutExecutor(StrawberryGraphQLCoreExecutionContext):
         manager = self.middleware_manager
         # Middleware (an extension with a ``resolve`` hook) must see every field: no shortcut then.
         self._leaves = {} if manager is not None and manager.middlewares else plain_leaves(self.schema)
+        self._operation_key: str | None = None
+        if self.operation.operation is OperationType.SUBSCRIPTION:
+            fragments = sorted(print_ast(fragment.definition) for fragment in self.fragments.values())
+            variables = sorted(self.variable_values.coerced.items())
+            self._operation_key = repr((print_ast(self.operation), fragments, variables))
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """One event of a subscription: the response another subscriber with the same operation and
+        viewer got for it, or a new one that such subscribers may share."""
+        shared = None if self._operation_key is None else self.context_value.shared()
+        if shared is None:
+            return super().execute_operation(serially)
+        caller = self.context_value.caller
+        viewer = None if caller is None else (caller.user.id, caller.user.is_admin, caller.scopes)
+        key = (ExecutionResult, self._operation_key, viewer)
+        found: ExecutionResult | asyncio.Future[ExecutionResult] | None = shared.get(key)
+        if isinstance(found, ExecutionResult):
+            return found
+        if found is not None:
+            return self._follow(found, serially)
+        outcome = self._execute(serially)
+        if isinstance(outcome, ExecutionResult):
+            if not outcome.errors:
+                shared[key] = outcome
+            return outcome
+        pending = shared[key] = asyncio.ensure_future(outcome)
+        pending.add_done_callback(lambda done: _unshare_failed(shared, key, done))
+        return asyncio.shield(pending)  # a subscriber that goes away does not cancel it for the others
+
+    async def _follow(
+        self, pending: "asyncio.Future[ExecutionResult]", serially: bool | None
+    ) -> ExecutionResult:
+        try:
+            result: ExecutionResult | None = await asyncio.shield(pending)
+        except Exception:  # noqa: BLE001 (the first subscriber reports it; this one executes on its own)
+            result = None
+        if result is None or result.errors:
+            own = self._execute(serially)
+            return own if isinstance(own, ExecutionResult) else await own
+        return result
+
+    def _execute(self, serially: bool | None) -> "ExecutionResult | Awaitable[ExecutionResult]":
+        """graphql-core's execution of a subscription event (never incremental: no defer or stream)."""
+        return cast("ExecutionResult | Awaitable[ExecutionResult]", super().execute_operation(serially))
 
     def execute_field(
         self,
@@ -76,3 +141,9 @@ class LeafShortcutExecutor(StrawberryGraphQLCoreExecutionContext):
                 except Exception:  # noqa: BLE001, S110 (the normal path below reports it properly)
                     pass
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
+
+def _unshare_failed(shared: dict[Any, Any], key: Any, done: "asyncio.Future[ExecutionResult]") -> None:
+    """A response with errors, or none, is not for sharing: later subscribers execute their own."""
+    if done.cancelled() or done.exception() is not None or done.result().errors:
+        shared.pop(key, None)

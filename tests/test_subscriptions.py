@@ -1,23 +1,28 @@
 """GraphQL subscriptions over real sockets, on both protocols, against a live uvicorn server."""
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx2
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from api.db.engine import Database
 from api.security import create_access_token
 from api.services import users
 from api.services.commands import UserCreate
 from tests.conftest import Serve
-from tests.factories import PASSWORD, bearer, make_user
+from tests.factories import PASSWORD, bearer, graphql, make_user
 from tests.sockets import PROTOCOLS, socket
 
 JOB_EVENTS = """subscription ($id: ID!) { fetchJobEvents(id: $id) {
   job { id status completed total } result { position url outcome } } }"""
+MY_JOB_EVENTS = """subscription { myFetchJobEvents {
+  job { id status completed total } result { position url outcome } } }"""
 USER_EVENTS = "subscription { userEvents { kind user { email isAdmin } } }"
+START_JOB = "mutation ($urls: [String!]!) { startFetchJob(urls: $urls) { id } }"
 
 
 async def subscribed(app: FastAPI, count: int) -> None:
@@ -68,6 +73,41 @@ async def test_a_job_streams_its_state_each_result_and_its_end(
     assert len(positions) == 3 - seen
     assert len(set(positions)) == len(positions)
     assert events[-1]["job"]["completed"] == 3
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_my_job_events_follow_the_callers_new_jobs_and_no_one_elses(
+    serve: Serve, live_database: Database, targets: str, protocol: str
+) -> None:
+    user, other = await make_user(live_database), await make_user(live_database)
+    async with serve() as (url, app), httpx2.AsyncClient(base_url=url) as http:
+        mine, theirs = bearer(app.state.settings, user), bearer(app.state.settings, other)
+        async with socket(url, protocol) as ws:
+            assert (await ws.init(mine))["type"] == "connection_ack"
+            await ws.subscribe("1", MY_JOB_EVENTS)
+            await subscribed(app, 1)
+            their_job = await http.post(
+                "/api/v1/fetch-jobs", json={"urls": [f"{targets}/ok"]}, headers=theirs
+            )
+            await app.state.jobs.wait(uuid.UUID(their_job.json()["id"]))
+            their_status = await http.get(f"/api/v1/fetch-jobs/{their_job.json()['id']}", headers=theirs)
+            assert their_status.json()["status"] == "DONE"
+            urls = [f"{targets}/slow?s=0.3", f"{targets}/slow?s=0.4", f"{targets}/slow?s=0.5"]
+            started = await graphql(http, START_JOB, {"urls": urls}, headers=mine)
+            # Its start, its claim, one per result, its end: every event of the caller's jobs, none skipped.
+            events = [
+                (await asyncio.wait_for(ws.next("1"), 5))["data"]["myFetchJobEvents"]
+                for _ in range(len(urls) + 3)
+            ]
+    # The other user's job never showed (it ran while we listened, before ours started).
+    assert {event["job"]["id"] for event in events} == {started["data"]["startFetchJob"]["id"]}
+    opened, claimed, *fetched, ended = events
+    # No state first: the stream opens on the job's start, read as it stands (maybe claimed already).
+    assert (opened["result"], opened["job"]["completed"]) == (None, 0)
+    assert opened["job"]["status"] in {"PENDING", "RUNNING"}
+    assert claimed["result"] is None
+    assert sorted(event["result"]["position"] for event in fetched) == [0, 1, 2]
+    assert (ended["result"], ended["job"]["status"], ended["job"]["completed"]) == (None, "DONE", 3)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -211,3 +251,39 @@ async def test_a_subscriber_that_falls_behind_is_cut_off(serve: Serve, live_data
         await subscribed(app, 0)
     assert [m["type"] for m in messages][-2:] == ["next", "complete"]
     assert "fell too far behind" in str(messages[-2]["payload"]["errors"])
+
+
+async def test_after_the_bus_listens_again_a_job_stream_rereads_the_job_and_goes_on(
+    serve: Serve, live_database: Database, targets: str
+) -> None:
+    """The PostgreSQL listener loses its connection (its backend is terminated): what was announced
+    meanwhile is lost, so the stream re-reads the job; the events after the reconnection arrive."""
+    if live_database.engine.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL bus")
+    user = await make_user(live_database)
+    async with serve() as (url, app), httpx2.AsyncClient(base_url=url) as http:
+        headers = bearer(app.state.settings, user)
+        bus = app.state.feeds.bus
+        urls = [f"{targets}/slow?s=0.3", f"{targets}/slow?s=2.5"]
+        started = await http.post("/api/v1/fetch-jobs", json={"urls": urls}, headers=headers)
+        async with socket(url, PROTOCOLS[0]) as ws:
+            await ws.init({"Authorization": headers["Authorization"]})
+            await ws.subscribe("1", JOB_EVENTS, {"id": started.json()["node_id"]})
+            while (await ws.next("1"))["data"]["fetchJobEvents"]["result"] is None:
+                pass  # the state, maybe the claim, then the first result; the second is 2 s away
+            listener = bus.listener_pid
+            async with live_database.session() as session:
+                assert await session.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": listener})
+            answers: list[str] = []  # what /readyz says of the bus, until it listens again
+            while "unreachable" not in answers or answers[-1] != "ok":
+                assert len(answers) < 250, f"the bus did not go down and come back: {answers[-3:]}"
+                answers.append((await http.get("/readyz")).json()["bus"])
+                await asyncio.sleep(0.02)
+            assert bus.listener_pid not in (None, listener)
+            ready = await http.get("/readyz")
+            assert (ready.status_code, ready.json()) == (200, {"status": "ok", "database": "ok", "bus": "ok"})
+            reread, fetched, ended = [(await ws.next("1"))["data"]["fetchJobEvents"] for _ in range(3)]
+            assert (await ws.receive())["type"] == "complete"
+    assert (reread["result"], reread["job"]["status"], reread["job"]["completed"]) == (None, "RUNNING", 1)
+    assert (fetched["result"]["position"], fetched["job"]["completed"]) == (1, 2)
+    assert (ended["result"], ended["job"]["status"]) == (None, "DONE")

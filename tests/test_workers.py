@@ -1,8 +1,10 @@
 """Two server processes sharing one PostgreSQL: events cross between them through LISTEN/NOTIFY."""
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from api.db.engine import Database
 from api.security import create_access_token
@@ -10,6 +12,7 @@ from tests.conftest import POSTGRES_URL, settings_for_tests
 from tests.factories import make_user
 from tests.processes import free_port, ready, server_process
 from tests.sockets import socket as graphql_socket
+from tests.targets import serving
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="needs SWITCHBOARD_TEST_POSTGRES_URL")
 
@@ -45,3 +48,52 @@ async def test_a_subscriber_on_one_process_sees_every_event_of_a_job_started_on_
     positions = [e["result"]["position"] for e in rest if e["result"]]
     assert len(positions) == len(set(positions)) == 4 - first_state["job"]["completed"]
     assert rest[-1]["job"] == {"status": "DONE", "completed": 4}
+
+
+class Unanswered:
+    """A target that never answers: each request waits until its client hangs up. It counts the
+    requests that came and those given up, so a test sees when a fetcher abandons them."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.given_up = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.arrived += 1
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.given_up += 1
+
+
+async def _until(holds: Callable[[], bool], within: float, what: str) -> None:
+    for _ in range(int(within / 0.02)):
+        if holds():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not within {within} s: {what}")
+
+
+async def test_a_job_cancelled_through_another_process_stops_fetching_at_once(
+    live_database: Database,
+) -> None:
+    """The process running the job hears of the cancellation on the bus and drops its fetches; its
+    lease renewal (every 20 minutes here) would not notice for long, nor would the fetch timeout."""
+    if live_database.engine.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL bus")
+    user = await make_user(live_database)
+    auth = {"Authorization": f"Bearer {create_access_token(settings_for_tests(), user.id).token}"}
+    first, second = free_port(), free_port()
+    url = live_database.engine.url.render_as_string(hide_password=False)
+    target = Unanswered()
+    async with serving(target) as unanswered:
+        with server_process(first, url), server_process(second, url):
+            async with ready(first) as running, ready(second) as other:
+                urls = [f"{unanswered}/{n}" for n in range(3)]
+                started = await running.post("/api/v1/fetch-jobs", json={"urls": urls}, headers=auth)
+                job_id = started.json()["id"]
+                await _until(lambda: target.arrived == 3, 5, "the first process fetches every URL")
+                cancelled = await other.delete(f"/api/v1/fetch-jobs/{job_id}", headers=auth)
+                assert cancelled.json()["status"] == "CANCELLED"
+                await _until(lambda: target.given_up == 3, 1, "the first process abandons its fetches")
+                results = (await running.get(f"/api/v1/fetch-jobs/{job_id}/results", headers=auth)).json()
+    assert [r["outcome"] for r in results["items"]] == ["CANCELLED"] * 3

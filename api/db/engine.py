@@ -167,21 +167,33 @@ def session_factory(bind: AsyncEngine | AsyncConnection, **options: Any) -> asyn
 class Database:
     """An engine and its session factory; the app's lifespan owns one, a test may bring its own."""
 
-    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        reads: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self.engine = engine
         self.sessions = sessions
+        # Sessions that only read: on SQLite their transactions begin deferred, so they neither take
+        # nor wait for the write lock (WAL lets them read beside a writer). A thousand subscribers
+        # signing in at once would otherwise queue on that lock past the busy timeout.
+        self.reads = reads or sessions
         self.bus: Bus | None = None  # the app's event bus (``api.bus``), set by the lifespan
 
     @classmethod
     def from_url(cls, raw_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> "Database":
         engine = create_engine(raw_url, pool_size=pool_size, max_overflow=max_overflow)
-        return cls(engine, session_factory(engine))
+        return cls(
+            engine, session_factory(engine), session_factory(engine.execution_options(**{READ_ONLY: True}))
+        )
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
         """A session whose transaction commits when the block succeeds and rolls back when it raises,
-        unless what it raises is a refusal that keeps its changes (``DomainError.keeps_changes``)."""
-        async with self.sessions() as session:
+        unless what it raises is a refusal that keeps its changes (``DomainError.keeps_changes``).
+        ``read_only``: one that will not write (``reads``)."""
+        async with (self.reads if read_only else self.sessions)() as session:
             if self.bus is not None:
                 session.info[BUS_KEY] = self.bus
             try:
@@ -192,7 +204,8 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
-            await session.commit()
+            if session.in_transaction():  # one that never read needs no round trip
+                await session.commit()
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query."""

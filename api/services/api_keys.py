@@ -2,7 +2,7 @@
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -84,6 +84,6 @@ async def caller_for_api_key(session: AsyncSession, secret: str) -> Caller:
     return Caller(user=user, scopes=frozenset(key.scopes), api_key_id=key.id)
 
 
-async def exists(session: AsyncSession, key_id: uuid.UUID) -> bool:
-    """Whether the key is still there (revoking one deletes it)."""
-    return await session.scalar(select(ApiKey.id).where(ApiKey.id == key_id)) is not None
+async def existing(session: AsyncSession, key_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """The keys among ``key_ids`` still there (revoking one deletes it), in one query."""
+    return set(await session.scalars(select(ApiKey.id).where(ApiKey.id.in_(key_ids))))

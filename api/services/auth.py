@@ -1,6 +1,6 @@
 """Sign-in: credentials in, an access token and a rotating refresh token out; password changes."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -132,13 +132,30 @@ async def recheck(session: AsyncSession, caller: Caller) -> Caller:
     sign-in session has ended (logout, password change) or the API key was revoked; otherwise the
     caller with the account's current row (an administrator demoted meanwhile is one no more).
     """
-    if caller.expires_at is not None and caller.expires_at <= utcnow():
-        raise Unauthenticated(INVALID_ACCESS)
-    user = await users.get_active(session, caller.user.id)
-    if user is None:
-        raise Unauthenticated(INVALID_ACCESS)
-    if caller.session_id is not None and not await sessions.is_live(session, caller.session_id):
-        raise Unauthenticated("The sign-in session has ended.")
-    if caller.api_key_id is not None and not await api_keys.exists(session, caller.api_key_id):
-        raise Unauthenticated("Invalid API key.")
-    return replace(caller, user=user)
+    checked = (await recheck_many(session, [caller]))[0]
+    if isinstance(checked, Unauthenticated):
+        raise checked
+    return checked
+
+
+async def recheck_many(session: AsyncSession, callers: Sequence[Caller]) -> list[Caller | Unauthenticated]:
+    """``recheck`` for many callers at once, in three queries whatever their number (an event reaching
+    a thousand subscribers): each caller as of now, or the refusal it would raise."""
+    now = utcnow()
+    accounts = await users.active_among(session, {c.user.id for c in callers})
+    families = {c.session_id for c in callers if c.session_id is not None}
+    live = await sessions.live_among(session, families) if families else set()
+    keys = {c.api_key_id for c in callers if c.api_key_id is not None}
+    kept = await api_keys.existing(session, keys) if keys else set()
+
+    def one(caller: Caller) -> Caller | Unauthenticated:
+        user = accounts.get(caller.user.id)
+        if (caller.expires_at is not None and caller.expires_at <= now) or user is None:
+            return Unauthenticated(INVALID_ACCESS)
+        if caller.session_id is not None and caller.session_id not in live:
+            return Unauthenticated("The sign-in session has ended.")
+        if caller.api_key_id is not None and caller.api_key_id not in kept:
+            return Unauthenticated("Invalid API key.")
+        return replace(caller, user=user)
+
+    return [one(caller) for caller in callers]

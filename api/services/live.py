@@ -12,7 +12,7 @@ longer see ends it with ``NotFound``.
 import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.bus import Bus, Event, Subscription
 from api.db.engine import Database
-from api.db.models import FetchJob, FetchResult, User
-from api.errors import NotFound
+from api.db.models import FetchJob, FetchResult, JobStatus, User
+from api.errors import NotFound, Unauthenticated
 from api.services import auth, fetch_jobs
 from api.services.callers import Caller, require, require_admin
 from api.services.events import USERS_TOPIC, UserEventKind, deleted_user, job_topic, owner_topic
@@ -39,17 +39,28 @@ class Feeds:
     queue_size: int = 100
 
 
+# What the subscribers an event reached in this process share (the bus event's ``memo``): whoever
+# turns an update into a response may keep it there for the others. None for an update read for
+# one subscriber alone (a stream's first state, a re-read after a resync).
+Shared = dict[Any, Any] | None
+
+
 @dataclass(frozen=True, slots=True)
 class JobUpdate:
     job: FetchJob
     result: FetchResult | None  # the result that just came in; none for a state or status event
     sequence: int  # results counted so far, in the order they came (``FetchResult.sequence``)
+    shared: Shared = field(default=None, compare=False, repr=False)
+    # The job has ended, as the event itself says. The row read for an earlier event that arrives
+    # late may already say so, while results are still on their way: the stream ends on this.
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class UserUpdate:
     kind: UserEventKind
     user: User
+    shared: Shared = field(default=None, compare=False, repr=False)
 
 
 async def job_events(
@@ -72,7 +83,7 @@ async def job_events(
     subscription = feeds.bus.subscribe(job_topic(job_id), maxsize=feeds.queue_size)
     try:
         if session is None:
-            async with feeds.database.session() as own:
+            async with feeds.database.session(read_only=True) as own:
                 caller, job, missed = await _job_now(own, caller, job_id, after)
         else:
             caller, job, missed = await _job_now(session, caller, job_id, after)
@@ -102,7 +113,7 @@ async def _job_stream(
         seen = max([job.completed, *(result.sequence or 0 for result in missed)])
         async for update in _job_updates(feeds, subscription, caller, seen, job.id):
             yield update
-            if update.result is None and update.job.status.ended:
+            if update.final:
                 return
 
 
@@ -110,7 +121,7 @@ async def my_job_events(feeds: Feeds, caller: Caller | None) -> AsyncGenerator[J
     """Every job of the caller's, as it is started and moves along; never ends by itself."""
     user = require(caller, "fetch")
     assert caller is not None
-    async with feeds.database.session() as session:
+    async with feeds.database.session(read_only=True) as session:
         caller = await auth.recheck(session, caller)
     return _my_job_stream(feeds, feeds.bus.subscribe(owner_topic(user.id), maxsize=feeds.queue_size), caller)
 
@@ -127,7 +138,7 @@ async def user_events(feeds: Feeds, caller: Caller | None) -> AsyncGenerator[Use
     """Accounts created, updated and deleted; for administrators, checked again on every event."""
     require_admin(caller, "users:read")
     assert caller is not None
-    async with feeds.database.session() as session:
+    async with feeds.database.session(read_only=True) as session:
         caller = await auth.recheck(session, caller)
     return _user_stream(feeds, feeds.bus.subscribe(USERS_TOPIC, maxsize=feeds.queue_size), caller)
 
@@ -144,27 +155,29 @@ async def _user_stream(
                 continue  # nothing to catch up on: account changes are not kept
             kind = UserEventKind(event.data["kind"])
             if kind is UserEventKind.DELETED:
-                yield UserUpdate(kind, deleted_user(event.data))
+                yield UserUpdate(kind, deleted_user(event.data), event.memo)
                 continue
             user = await _shared(event, "user", partial(_user, feeds.database, uuid.UUID(event.data["user"])))
             if user is not None:
-                yield UserUpdate(kind, user)
+                yield UserUpdate(kind, user, event.memo)
 
 
 async def _job_updates(
     feeds: Feeds, subscription: Subscription, caller: Caller, seen: int, job_id: uuid.UUID | None
 ) -> AsyncGenerator[JobUpdate, None]:
     """The updates of the events in ``subscription`` (of one job, or of one owner's), skipping the
-    results already counted in the state read at the start (``seen``)."""
+    results already sent (``seen``: the count of them, first in the state read at the start)."""
     while True:
         event = await subscription.get()
         caller = await _rechecked(feeds.database, event, caller)
         if event.resync:
-            if job_id is not None:  # the stream of one job catches up with its current state
-                async with feeds.database.session() as session:
-                    caller, job, _ = await _job_now(session, caller, job_id, None)
+            if job_id is not None:  # the stream of one job catches up: the results missed, its state
+                async with feeds.database.session(read_only=True) as session:
+                    caller, job, missed = await _job_now(session, caller, job_id, seen)
+                for late in missed:
+                    yield JobUpdate(job, late, late.sequence or 0)
                 seen = max(seen, job.completed)
-                yield JobUpdate(job, None, job.completed)
+                yield JobUpdate(job, None, job.completed, final=job.status.ended)
             continue
         position: int | None = event.data["position"]
         completed: int = event.data["completed"]
@@ -174,7 +187,10 @@ async def _job_updates(
         row, result = await _shared(event, "job", read)
         if row is None or not fetch_jobs.sees(caller, row):
             raise NotFound("No such fetch job.")
-        yield JobUpdate(row, result, completed)
+        final = position is None and JobStatus(event.data["status"]).ended
+        if position is not None and job_id is not None:  # counts are per job
+            seen = completed
+        yield JobUpdate(row, result, completed, event.memo, final)
 
 
 async def _job_now(
@@ -197,27 +213,72 @@ async def _job_now(
 async def _job_and_result(
     database: Database, job_id: uuid.UUID, position: int | None
 ) -> tuple[FetchJob | None, FetchResult | None]:
-    async with database.session() as session:
+    async with database.session(read_only=True) as session:
         job = await session.get(FetchJob, job_id)
         result = None if position is None else await session.get(FetchResult, (job_id, position))
     return job, result
 
 
 async def _user(database: Database, user_id: uuid.UUID) -> User | None:
-    async with database.session() as session:
+    async with database.session(read_only=True) as session:
         return await session.get(User, user_id)
 
 
 async def _rechecked(database: Database, event: Event, caller: Caller) -> Caller:
-    """``caller`` checked again for ``event``: once per event and credential, however many of this
-    process's subscribers use it."""
-    key = ("caller", caller.user.id, caller.session_id, caller.api_key_id, caller.expires_at, caller.scopes)
+    """``caller`` checked again for ``event``, together with every other subscriber the event woke."""
+    rechecks = event.memo.get(_Rechecks)
+    if rechecks is None:
+        rechecks = event.memo[_Rechecks] = _Rechecks(database)
+    return await asyncio.shield(rechecks.ask(caller))
 
-    async def check() -> Caller:
-        async with database.session() as session:
-            return await auth.recheck(session, caller)
 
-    return await _shared(event, key, check)
+class _Rechecks:
+    """The callers to check again for one event. The subscribers an event wakes all run in the same
+    turn of the loop, and each asks here before it goes on; the question is sent at the end of that
+    turn, so a thousand subscribers cost one short session and three queries, not a thousand. A
+    credential shared by several subscribers is checked once."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.answers: dict[tuple[Any, ...], asyncio.Future[Caller]] = {}
+        self.waiting: list[tuple[Caller, asyncio.Future[Caller]]] = []
+        self.checks: set[asyncio.Task[None]] = set()
+
+    def ask(self, caller: Caller) -> "asyncio.Future[Caller]":
+        key = (caller.user.id, caller.session_id, caller.api_key_id, caller.expires_at, caller.scopes)
+        answer = self.answers.get(key)
+        if answer is None:
+            loop = asyncio.get_running_loop()
+            answer = self.answers[key] = loop.create_future()
+            answer.add_done_callback(lambda done: done.cancelled() or done.exception())
+            if not self.waiting:
+                loop.call_soon(self._send)
+            self.waiting.append((caller, answer))
+        return answer
+
+    def _send(self) -> None:
+        batch, self.waiting = self.waiting, []
+        check = asyncio.ensure_future(self._check(batch))
+        self.checks.add(check)
+        check.add_done_callback(self.checks.discard)
+
+    async def _check(self, batch: list[tuple[Caller, "asyncio.Future[Caller]"]]) -> None:
+        try:
+            async with self.database.session(read_only=True) as session:
+                checked = await auth.recheck_many(session, [caller for caller, _ in batch])
+        except asyncio.CancelledError:
+            for _, answer in batch:
+                answer.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 (not swallowed: every subscriber asking fails with it)
+            for _, answer in batch:
+                answer.set_exception(exc)
+            return
+        for (_, answer), outcome in zip(batch, checked, strict=True):
+            if isinstance(outcome, Unauthenticated):
+                answer.set_exception(outcome)
+            else:
+                answer.set_result(outcome)
 
 
 async def _shared(event: Event, key: Any, read: Callable[[], Awaitable[T]]) -> T:

@@ -6,10 +6,11 @@ refresh, password change) and the users service (an account closed loses its ses
 
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.models import RefreshToken, User
@@ -69,12 +70,12 @@ async def revoke_all(session: AsyncSession, user_id: uuid.UUID, *, keep: uuid.UU
     await session.execute(query.values(revoked_at=utcnow()))
 
 
-async def is_live(session: AsyncSession, family_id: uuid.UUID) -> bool:
-    """Whether a sign-in session goes on: some token of its family is neither spent nor revoked
-    (logout, a password change or a detected reuse revoke them all)."""
-    live = exists().where(
-        RefreshToken.family_id == family_id,
+async def live_among(session: AsyncSession, family_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """The sign-in sessions among ``family_ids`` that go on, in one query: those with a token neither
+    spent nor revoked (logout, a password change or a detected reuse revoke them all)."""
+    live = select(RefreshToken.family_id).where(
+        RefreshToken.family_id.in_(family_ids),
         RefreshToken.revoked_at.is_(None),
         RefreshToken.expires_at > utcnow(),
     )
-    return bool(await session.scalar(select(live)))
+    return set(await session.scalars(live.distinct()))

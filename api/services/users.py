@@ -1,7 +1,7 @@
 """Accounts: registration, lookup, listing, updates and deletion, with who may do what."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -29,6 +29,12 @@ async def get_active(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     """The user a credential speaks for, if the account still exists and is active."""
     user = await session.get(User, user_id)
     return user if user is not None and user.is_active else None
+
+
+async def active_among(session: AsyncSession, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, User]:
+    """The active accounts among ``user_ids``, in one query (a live event's thousand subscribers)."""
+    found = await session.scalars(select(User).where(User.id.in_(user_ids), User.is_active))
+    return {user.id: user for user in found}
 
 
 async def create_user(session: AsyncSession, data: UserCreate, *, is_admin: bool = False) -> User:
