@@ -34,9 +34,10 @@ test: lint  ## Lint, type-check and run the suite (PostgreSQL too when SWITCHBOA
 schema: install  ## Rewrite the committed contracts (schema/schema.graphql, openapi.json) from the code
 	$(BIN)/python -m api.contracts
 
-bench: install  ## Measure fetching, and the read path against a bare ASGI app (see bench/README.md)
+bench: install  ## Measure fetching, the read path against a bare ASGI app, and live delivery (bench/README.md)
 	$(BIN)/python -m bench.fetch
 	$(BIN)/python -m bench.reads
+	$(BIN)/python -m bench.live
 
 lock:  ## Re-resolve requirements.lock from pyproject.toml (needs network access to PyPI)
 	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv

@@ -11,7 +11,7 @@ from sending that request to receiving the event. Rows:
   from the row above is what crossing between workers adds.
 
 The rows take turns event by event, so a noisy neighbour hits them alike. The subscribers live in
-this process, the servers in processes of their own (one uvicorn worker each, uvloop, httptools).
+this process, the servers in processes of their own (``switchboard serve``, one worker each).
 Usage: ``make bench`` (or ``python -m bench.live --events 20 --subscribers 1000``).
 """
 
@@ -39,7 +39,7 @@ from api.services import sessions, users
 from api.services.commands import UserCreate, build
 from api.settings import Settings
 from bench.databases import fresh
-from bench.servers import Server, uvicorn
+from bench.servers import Server, switchboard
 
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/switchboard_bench"
 SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
@@ -222,9 +222,7 @@ def report(rows: list[Row], subscribers: int) -> None:
 def servers(*urls: str) -> Iterator[list[Server]]:
     """A server on each of ``urls``."""
     with ExitStack() as stack:
-        yield [
-            stack.enter_context(uvicorn("api.app:create_app", factory=True, env=server_env(u))) for u in urls
-        ]
+        yield [stack.enter_context(switchboard(server_env(url))) for url in urls]
 
 
 async def run(events: int, subscribers: int, sqlite_url: str, postgres_url: str) -> list[Row]:

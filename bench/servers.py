@@ -45,22 +45,38 @@ def uvicorn(target: str, *, factory: bool = False, env: dict[str, str] | None = 
     command += ["--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
     if factory:
         command.append("--factory")
+    with _serving(command, port, env, target) as server:
+        yield server
+
+
+@contextmanager
+def switchboard(env: dict[str, str]) -> Iterator[Server]:
+    """``switchboard serve``, as deployed (one worker), until the block ends."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "switchboard"), "serve", "--port", str(port)]
+    with _serving(command, port, env, "switchboard serve") as server:
+        yield server
+
+
+@contextmanager
+def _serving(command: list[str], port: int, env: dict[str, str] | None, name: str) -> Iterator[Server]:
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})})  # noqa: S603
     server = Server(process, f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx2.get(server.url + "/", timeout=1)
-                break
-            except httpx2.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"{target} did not start") from None
-                time.sleep(0.1)
+        with httpx2.Client(timeout=1) as client:
+            while True:
+                try:
+                    client.get(server.url + "/")
+                    break
+                except httpx2.TransportError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError(f"{name} did not start") from None
+                    time.sleep(0.1)
         yield server
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=30)
 
 
 @dataclass

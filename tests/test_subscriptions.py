@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx2
@@ -15,7 +16,8 @@ from api.services import users
 from api.services.commands import UserCreate
 from tests.conftest import Serve
 from tests.factories import PASSWORD, bearer, graphql, make_user
-from tests.sockets import PROTOCOLS, socket
+from tests.sockets import PROTOCOLS, Socket, socket
+from tests.sql import statements
 
 JOB_EVENTS = """subscription ($id: ID!) { fetchJobEvents(id: $id) {
   job { id status completed total } result { position url outcome } } }"""
@@ -287,3 +289,29 @@ async def test_after_the_bus_listens_again_a_job_stream_rereads_the_job_and_goes
     assert (reread["result"], reread["job"]["status"], reread["job"]["completed"]) == (None, "RUNNING", 1)
     assert (fetched["result"]["position"], fetched["job"]["completed"]) == (1, 2)
     assert (ended["result"], ended["job"]["status"]) == (None, "DONE")
+
+
+async def test_subscribers_asking_the_same_share_one_execution_per_event(
+    serve: Serve, live_database: Database
+) -> None:
+    """Three sockets of one administrator and one of another, all with the same subscription: one
+    event is executed once per viewer, not once per subscriber, and each gets the same answer."""
+    first, second = await make_user(live_database, admin=True), await make_user(live_database, admin=True)
+    query = """subscription { userEvents { kind user { email
+      fetchJobs(first: 5) { edges { node { id } } } } } }"""
+    async with serve() as (url, app), AsyncExitStack() as stack:
+        sockets: list[Socket] = []
+        for admin in (first, first, first, second):
+            ws = await stack.enter_async_context(socket(url, PROTOCOLS[0]))
+            await ws.init({"authToken": create_access_token(app.state.settings, admin.id).token})
+            await ws.subscribe("1", query)
+            sockets.append(ws)
+        await subscribed(app, len(sockets))
+        with statements(live_database.engine) as sent:
+            await make_user(live_database, email="watched@example.com")
+            answers = [(await ws.next("1"))["data"]["userEvents"] for ws in sockets]
+    assert (
+        answers
+        == [{"kind": "CREATED", "user": {"email": "watched@example.com", "fetchJobs": {"edges": []}}}] * 4
+    )
+    assert len([s for s in sent if "FROM fetch_jobs" in s]) == 2
