@@ -7,6 +7,7 @@ reconnect, to another worker or to this one once it is back, and re-read the sta
 """
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 GOING_AWAY = 1001
 GRACE_SECONDS = 20
@@ -17,8 +18,12 @@ class GoingAwayWebSockets(WebSocketsSansIOProtocol):
 
     def shutdown(self) -> None:
         if self.handshake_complete and not self.close_sent:
-            self.queue.put_nowait({"type": "websocket.disconnect", "code": GOING_AWAY})
-            self.conn.send_close(GOING_AWAY, "The server is shutting down.")
-            self.transport.write(b"".join(self.conn.data_to_send()))
+            if self.conn.state is State.OPEN:
+                self.queue.put_nowait({"type": "websocket.disconnect", "code": GOING_AWAY})
+                self.conn.send_close(GOING_AWAY, "The server is shutting down.")
+                self.transport.write(b"".join(self.conn.data_to_send()))
+            # Sent now, or the client's close came first and was answered: a close of our own would
+            # raise and stop uvicorn's whole shutdown (no jobs handed back). Either way only the
+            # connection is left to close, which is all uvicorn does once a close was sent.
             self.close_sent = True
-        super().shutdown()  # with the close sent, uvicorn only closes the connection
+        super().shutdown()

@@ -100,21 +100,41 @@ class LeafShortcutExecutor(StrawberryGraphQLCoreExecutionContext):
             if not outcome.errors:
                 shared[key] = outcome
             return outcome
-        pending = shared[key] = asyncio.ensure_future(outcome)
-        pending.add_done_callback(lambda done: _unshare_failed(shared, key, done))
-        return asyncio.shield(pending)  # a subscriber that goes away does not cancel it for the others
+        announced = shared[key] = asyncio.get_running_loop().create_future()
+        return self._lead(outcome, announced, shared, key)
+
+    @staticmethod
+    async def _lead(
+        outcome: Awaitable[ExecutionResult],
+        announced: "asyncio.Future[ExecutionResult]",
+        shared: dict[Any, Any],
+        key: Any,
+    ) -> ExecutionResult:
+        """Execute in this subscriber's own task and scope (if it goes away, the execution stops with
+        its session), then hand the response to the others, or let them execute on their own."""
+        try:
+            result = await outcome
+        except BaseException:
+            shared.pop(key, None)
+            announced.cancel()
+            raise
+        if result.errors:
+            shared.pop(key, None)
+            announced.cancel()
+        else:
+            announced.set_result(result)
+        return result
 
     async def _follow(
-        self, pending: "asyncio.Future[ExecutionResult]", serially: bool | None
+        self, announced: "asyncio.Future[ExecutionResult]", serially: bool | None
     ) -> ExecutionResult:
         try:
-            result: ExecutionResult | None = await asyncio.shield(pending)
-        except Exception:  # noqa: BLE001 (the first subscriber reports it; this one executes on its own)
-            result = None
-        if result is None or result.errors:
-            own = self._execute(serially)
-            return own if isinstance(own, ExecutionResult) else await own
-        return result
+            return await asyncio.shield(announced)
+        except asyncio.CancelledError:
+            if not announced.cancelled():
+                raise  # this subscriber itself is going away
+        own = self._execute(serially)  # the first one failed or went away: execute on our own
+        return own if isinstance(own, ExecutionResult) else await own
 
     def _execute(self, serially: bool | None) -> "ExecutionResult | Awaitable[ExecutionResult]":
         """graphql-core's execution of a subscription event (never incremental: no defer or stream)."""
@@ -141,9 +161,3 @@ class LeafShortcutExecutor(StrawberryGraphQLCoreExecutionContext):
                 except Exception:  # noqa: BLE001, S110 (the normal path below reports it properly)
                     pass
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
-
-
-def _unshare_failed(shared: dict[Any, Any], key: Any, done: "asyncio.Future[ExecutionResult]") -> None:
-    """A response with errors, or none, is not for sharing: later subscribers execute their own."""
-    if done.cancelled() or done.exception() is not None or done.result().errors:
-        shared.pop(key, None)

@@ -130,7 +130,7 @@ def fetch_settings(**overrides: Any) -> Settings:
 async def live_database(engine: AsyncEngine) -> AsyncIterator[Database]:
     """A database whose transactions really commit, for tests where a background job writes beside
     the requests (one rolled-back connection cannot be shared by both). Emptied afterwards."""
-    yield Database(engine, session_factory(engine))
+    yield Database.of(engine)
     async with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             await connection.execute(table.delete())

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from api.db.engine import Database
 from api.security import create_access_token
-from api.services import users
+from api.services import fetch_jobs, users
 from api.services.commands import UserCreate
 from tests.conftest import Serve
 from tests.factories import PASSWORD, bearer, graphql, make_user
@@ -315,3 +315,31 @@ async def test_subscribers_asking_the_same_share_one_execution_per_event(
         == [{"kind": "CREATED", "user": {"email": "watched@example.com", "fetchJobs": {"edges": []}}}] * 4
     )
     assert len([s for s in sent if "FROM fetch_jobs" in s]) == 2
+
+
+async def test_a_subscriber_leaving_while_its_event_executes_leaves_no_connection_behind(
+    serve: Serve, live_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The execution of an event runs in the subscriber's own task and session scope: ``complete``
+    sent while it reads stops it with its session, and nothing stays checked out of the pool."""
+    reading = asyncio.Event()
+    read_jobs = fetch_jobs.jobs_of_owners
+
+    async def slow_read(*args: Any, **kwargs: Any) -> Any:  # the real read, made slow enough to interrupt
+        reading.set()
+        await asyncio.sleep(0.5)
+        return await read_jobs(*args, **kwargs)
+
+    monkeypatch.setattr(fetch_jobs, "jobs_of_owners", slow_read)
+    admin = await make_user(live_database, admin=True)
+    query = "subscription { userEvents { user { fetchJobs(first: 5) { edges { node { id } } } } } }"
+    async with serve() as (url, app), socket(url, PROTOCOLS[0]) as ws:
+        await ws.init({"authToken": create_access_token(app.state.settings, admin.id).token})
+        await ws.subscribe("1", query)
+        await subscribed(app, 1)
+        await make_user(live_database)
+        await asyncio.wait_for(reading.wait(), 5)
+        await ws.send({"type": "complete", "id": "1"})
+        await subscribed(app, 0)
+        await asyncio.sleep(0.7)  # past the end of the interrupted read
+        assert live_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

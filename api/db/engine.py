@@ -183,7 +183,11 @@ class Database:
 
     @classmethod
     def from_url(cls, raw_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> "Database":
-        engine = create_engine(raw_url, pool_size=pool_size, max_overflow=max_overflow)
+        return cls.of(create_engine(raw_url, pool_size=pool_size, max_overflow=max_overflow))
+
+    @classmethod
+    def of(cls, engine: AsyncEngine) -> "Database":
+        """Sessions of ``engine``: ones that write, and ones that only read."""
         return cls(
             engine, session_factory(engine), session_factory(engine.execution_options(**{READ_ONLY: True}))
         )

@@ -176,7 +176,7 @@ async def _job_updates(
                     caller, job, missed = await _job_now(session, caller, job_id, seen)
                 for late in missed:
                     yield JobUpdate(job, late, late.sequence or 0)
-                seen = max(seen, job.completed)
+                seen = max([seen, job.completed, *(late.sequence or 0 for late in missed)])
                 yield JobUpdate(job, None, job.completed, final=job.status.ended)
             continue
         position: int | None = event.data["position"]
