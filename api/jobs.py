@@ -2,8 +2,8 @@
 
 A job starts when the transaction that created it commits. Its runner claims it (a lease, renewed
 while it runs), fetches the URLs not fetched yet, and writes each result in a short transaction of
-its own as soon as it is in. It listens to the job's events on the bus meanwhile, so a cancellation
-committed by another process stops its fetches at once, as one committed here does. A sweeper, at
+its own as soon as it is in. It listens to the job's events on the bus meanwhile, so a cancellation,
+committed here or by another process, stops its fetches at once. A sweeper, at
 start-up and then every half lease, takes over jobs whose process died (their lease ran out) and
 goes on where they stopped. On shutdown, running jobs are given back so the next start resumes them
 at once.
@@ -55,9 +55,6 @@ class JobRunner:
     def run_after_commit(self, session: AsyncSession, job_id: uuid.UUID) -> None:
         after_commit(session, lambda: self._spawn(job_id))
 
-    def stop_after_commit(self, session: AsyncSession, job_id: uuid.UUID) -> None:
-        after_commit(session, lambda: self._stop(job_id))
-
     # The process's side.
 
     async def start(self) -> None:
@@ -98,11 +95,6 @@ class JobRunner:
         task = asyncio.create_task(self._run(job_id), name=f"fetch-job-{job_id}")
         self._tasks[job_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
-
-    def _stop(self, job_id: uuid.UUID) -> None:
-        task = self._tasks.get(job_id)
-        if task is not None:
-            task.cancel()
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -80,7 +80,7 @@ async def start_fetch_job_from_file(info: Info, file: Upload) -> fetch_schema.Fe
 
 async def cancel_fetch_job(info: Info, id: strawberry.ID) -> fetch_schema.FetchJob:
     caller = signed_in(info)
-    job = await fetch_jobs.cancel_job(info.context.session, info.context.jobs, caller, job_key(id))
+    job = await fetch_jobs.cancel_job(info.context.session, caller, job_key(id))
     return fetch_schema.FetchJob.from_model(job)
 
 

@@ -162,12 +162,10 @@ async def read_job(job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep
 
 
 @router.delete("/fetch-jobs/{job_id}")
-async def cancel_job(
-    job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep, jobs: JobsDep
-) -> FetchJobOut:
+async def cancel_job(job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> FetchJobOut:
     """Cancel a job: its fetches in flight stop, and the URLs not fetched get ``CANCELLED`` results.
     The job stays, with the results it has; the answer is the job as it now stands."""
-    return FetchJobOut.from_model(await fetch_jobs.cancel_job(session, jobs, caller, job_id))
+    return FetchJobOut.from_model(await fetch_jobs.cancel_job(session, caller, job_id))
 
 
 @router.get("/fetch-jobs/{job_id}/results")

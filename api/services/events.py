@@ -34,7 +34,6 @@ def owner_topic(owner_id: uuid.UUID) -> str:
 
 async def job_changed(
     session: AsyncSession,
-    *,
     job_id: uuid.UUID,
     owner_id: uuid.UUID,
     status: JobStatus,

@@ -37,10 +37,6 @@ class JobControl(Protocol):
         """Start the job once ``session`` commits (before, its row is not visible to the runner)."""
         ...
 
-    def stop_after_commit(self, session: AsyncSession, job_id: uuid.UUID) -> None:
-        """Stop the job's fetches in this process once ``session`` commits its cancellation."""
-        ...
-
 
 async def start_job(
     session: AsyncSession,
@@ -165,12 +161,10 @@ async def job_results(
     return (await results_of_jobs(session, actor, [job.id], outcome=outcome))[job.id]
 
 
-async def cancel_job(
-    session: AsyncSession, control: JobControl, actor: Caller | None, job_id: uuid.UUID
-) -> FetchJob:
+async def cancel_job(session: AsyncSession, actor: Caller | None, job_id: uuid.UUID) -> FetchJob:
     """Cancel a job that has not ended: the URLs not fetched yet get ``CANCELLED`` results and its
-    fetches in flight stop. Cancelling a cancelled job changes nothing; one that ended otherwise is
-    a ``Conflict``.
+    fetches in flight stop (its runner, wherever it runs, hears the CANCELLED event). Cancelling a
+    cancelled job changes nothing; one that ended otherwise is a ``Conflict``.
 
     The status changes first, in one conditional update: it locks the job's row, so a result being
     written at the same moment either lands before (and is kept) or finds the job cancelled.
@@ -213,7 +207,6 @@ async def cancel_job(
     await events.job_changed(
         session, job_id=job.id, owner_id=job.owner_id, status=job.status, completed=job.completed
     )
-    control.stop_after_commit(session, job.id)
     return job
 
 

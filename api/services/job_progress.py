@@ -57,14 +57,14 @@ async def claim(session: AsyncSession, job_id: uuid.UUID, *, lease: float, max_a
             "it was not started again."
         )
         await session.flush()
-        await _announce(session, job.id, job.owner_id, job.status, job.completed)
+        await events.job_changed(session, job.id, job.owner_id, job.status, job.completed)
         return None
     if job.started_at is None:
         job.started_at = now
     done = set(await session.scalars(select(FetchResult.position).where(FetchResult.job_id == job_id)))
     await session.flush()
     remaining = [(position, url) for position, url in enumerate(job.urls) if position not in done]
-    await _announce(session, job.id, job.owner_id, job.status, job.completed)
+    await events.job_changed(session, job.id, job.owner_id, job.status, job.completed)
     return Claim(job_id, job.owner_id, job.attempts, remaining)
 
 
@@ -105,7 +105,9 @@ async def record(session: AsyncSession, claim: Claim, result: Result, *, lease: 
         )
     )
     await session.flush()
-    await _announce(session, claim.job_id, claim.owner_id, JobStatus.RUNNING, completed, result.position)
+    await events.job_changed(
+        session, claim.job_id, claim.owner_id, JobStatus.RUNNING, completed, result.position
+    )
     return True
 
 
@@ -132,7 +134,7 @@ async def finish(
         .execution_options(synchronize_session=False)
     )
     if completed is not None:
-        await _announce(session, claim.job_id, claim.owner_id, status, completed)
+        await events.job_changed(session, claim.job_id, claim.owner_id, status, completed)
 
 
 async def release(session: AsyncSession, claim: Claim) -> None:
@@ -164,16 +166,3 @@ async def orphaned(session: AsyncSession, *, lease: float) -> list[uuid.UUID]:
         ),
     )
     return list(await session.scalars(query.order_by(FetchJob.id)))
-
-
-async def _announce(
-    session: AsyncSession,
-    job_id: uuid.UUID,
-    owner_id: uuid.UUID,
-    status: JobStatus,
-    completed: int,
-    position: int | None = None,
-) -> None:
-    await events.job_changed(
-        session, job_id=job_id, owner_id=owner_id, status=status, completed=completed, position=position
-    )
