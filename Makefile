@@ -4,26 +4,43 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+LOCKS := requirements
+checksum = $(shell cat $(1) | cksum | cut -d' ' -f1)
+BOOTSTRAPPED := $(VENV)/.bootstrap-$(call checksum,$(LOCKS)/bootstrap.lock)
+RUNTIME := $(VENV)/.runtime-$(call checksum,$(LOCKS)/bootstrap.lock $(LOCKS)/runtime.lock pyproject.toml)
+DEV := $(VENV)/.dev-$(call checksum,$(LOCKS)/bootstrap.lock $(LOCKS)/dev.lock pyproject.toml)
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-input
+FAILED := { echo "make: the install failed (the lines above say why); check that PyPI is reachable, then run 'make clean' and try again" >&2; exit 1; }
 
-.PHONY: run install migrate test lint bench schema lock clean
+.PHONY: run install install-dev migrate test lint bench schema lock clean
 
 run: migrate  ## Serve on http://$(HOST):$(PORT) (GraphiQL at /graphql, Swagger UI at /docs)
 	$(BIN)/switchboard serve --host $(HOST) --port $(PORT)
 
-install: $(STAMP)
+install: $(RUNTIME)  ## The runtime dependencies and the project, into .venv
+install-dev: $(DEV)  ## Also the development tools (pytest, mypy, ruff)
 
-$(STAMP):
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	rm -f $(VENV)/.installed-* && touch $@
+# Whatever pip this Python bundled only installs the pinned, hash-checked pip and build backend; that
+# pip then installs the locks. So the install does not depend on how old the bundled pip is.
+$(BOOTSTRAPPED):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make: Python 3.11 or newer is needed (make PYTHON=python3.12 ...)")'
+	$(PYTHON) -m venv $(VENV) || $(FAILED)
+	$(PIP) --require-hashes --no-deps -r $(LOCKS)/bootstrap.lock || $(FAILED)
+	rm -f $(VENV)/.bootstrap-* && touch $@
+
+$(RUNTIME): $(BOOTSTRAPPED)
+	$(PIP) --require-hashes -r $(LOCKS)/runtime.lock || $(FAILED)
+	$(PIP) --no-deps --no-build-isolation -e . || $(FAILED)
+	rm -f $(VENV)/.runtime-* && touch $@
+
+$(DEV): $(RUNTIME)
+	$(PIP) --require-hashes -r $(LOCKS)/dev.lock || $(FAILED)
+	rm -f $(VENV)/.dev-* && touch $@
 
 migrate: install  ## Apply the migrations to the configured database (SQLite by default)
 	$(BIN)/switchboard migrate
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -34,15 +51,19 @@ test: lint  ## Lint, type-check and run the suite (PostgreSQL too when SWITCHBOA
 schema: install  ## Rewrite the committed contracts (schema/schema.graphql, openapi.json) from the code
 	$(BIN)/python -m api.contracts
 
-bench: install  ## Measure fetching, the read path against a bare ASGI app, and live delivery (bench/README.md)
+bench: install-dev  ## Measure fetching, the read path against a bare ASGI app, and live delivery (bench/README.md)
 	$(BIN)/python -m bench.fetch
 	$(BIN)/python -m bench.reads
 	$(BIN)/python -m bench.live
 
-lock:  ## Re-resolve requirements.lock from pyproject.toml (needs network access to PyPI)
-	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv
-	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
-		--generate-hashes --quiet -o requirements.lock
+lock:  ## Re-resolve the three locks in requirements/ from pyproject.toml (needs PyPI)
+	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv==0.13.9
+	.venv-lock/bin/uv pip compile $(LOCKS)/bootstrap.in --universal --python-version 3.11 \
+		--generate-hashes --quiet -o $(LOCKS)/bootstrap.lock
+	.venv-lock/bin/uv pip compile pyproject.toml -c $(LOCKS)/bootstrap.lock --universal \
+		--python-version 3.11 --generate-hashes --quiet -o $(LOCKS)/runtime.lock
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev -c $(LOCKS)/runtime.lock --universal \
+		--python-version 3.11 --generate-hashes --quiet -o $(LOCKS)/dev.lock
 	rm -rf .venv-lock
 
 clean:
