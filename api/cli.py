@@ -19,6 +19,13 @@ from api.settings import get_settings
 
 
 def serve(args: argparse.Namespace) -> None:
+    settings = get_settings()  # refuse bad settings here, once, rather than in every worker
+    if args.workers > 1 and settings.database_is_sqlite:
+        raise SystemExit(
+            f"switchboard: --workers {args.workers} needs PostgreSQL: SQLite has no event bus between "
+            "processes, so a subscriber on one worker would miss what another does. Serve with "
+            "--workers 1, or set SWITCHBOARD_DATABASE_URL=postgresql+asyncpg://..."
+        )
     uvicorn.run(
         "api.app:create_app",
         factory=True,

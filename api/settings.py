@@ -102,6 +102,10 @@ class Settings(BaseSettings):
             return not self.is_production
         return self.graphql_introspection
 
+    @property
+    def database_is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
         if len(self.secret_key.encode()) < MIN_SECRET_BYTES:
@@ -131,8 +135,12 @@ def get_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "\n".join(
-            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
+        problems = "; ".join(
+            f"{_setting_name(e['loc'])}{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
         )
-        raise SystemExit(f"switchboard: refusing to start with these settings:\n{problems}") from None
+        raise SystemExit(f"switchboard: refusing to start: {problems}") from None
+
+
+def _setting_name(location: tuple[int | str, ...]) -> str:
+    """The environment variable a validation error is about (none for a check across settings)."""
+    return f"SWITCHBOARD_{'_'.join(map(str, location)).upper()}: " if location else ""
