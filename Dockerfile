@@ -21,9 +21,10 @@ COPY api ./api
 COPY schema ./schema
 COPY resolvers ./resolvers
 COPY alembic ./alembic
-# Installed in place (a .pth file pointing at /app), so the migrations beside the code travel with it.
+# Installed in place (a .pth file pointing at /app), so the migrations beside the code travel with it;
+# then the build backend goes (what bootstrap.lock holds beyond pip and the runtime lock).
 RUN /venv/bin/pip install --no-deps --no-build-isolation -e . \
- && /venv/bin/pip uninstall --yes hatchling pathspec pluggy trove-classifiers
+ && /venv/bin/pip uninstall --yes hatchling pathspec pluggy tomlkit trove-classifiers
 
 FROM python:3.11-slim AS runtime
 ENV PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH \

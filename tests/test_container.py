@@ -109,6 +109,8 @@ def test_the_image_installs_runtime_dependencies_only() -> None:
     assert "dev.lock" not in (ROOT / "Dockerfile").read_text()
     copied = " ".join(stage_copy for stage in stages.values() for stage_copy in stage.all("COPY"))
     assert not {"tests", "bench"} & set(copied.split())
+    build_only = lock_names("bootstrap.lock") - lock_names("runtime.lock") - {"pip"}
+    assert f"pip uninstall --yes {' '.join(sorted(build_only))}" in build
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".venv", ".env", "tests", "bench", "*.db"} <= ignored
 
