@@ -24,18 +24,21 @@ install-dev: $(DEV)  ## Also the development tools (pytest, mypy, ruff)
 # pip then installs the locks. So the install does not depend on how old the bundled pip is.
 $(BOOTSTRAPPED):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make: Python 3.11 or newer is needed (make PYTHON=python3.12 ...)")'
-	$(PYTHON) -m venv $(VENV) || $(FAILED)
-	$(PIP) --require-hashes --no-deps -r $(LOCKS)/bootstrap.lock || $(FAILED)
-	rm -f $(VENV)/.bootstrap-* && touch $@
+	@echo "make: creating $(VENV) with the pinned pip and build backend ($(LOCKS)/bootstrap.lock)"
+	@$(PYTHON) -m venv $(VENV) || $(FAILED)
+	@$(PIP) --require-hashes --no-deps -r $(LOCKS)/bootstrap.lock || $(FAILED)
+	@rm -f $(VENV)/.bootstrap-* && touch $@
 
 $(RUNTIME): $(BOOTSTRAPPED)
-	$(PIP) --require-hashes -r $(LOCKS)/runtime.lock || $(FAILED)
-	$(PIP) --no-deps --no-build-isolation -e . || $(FAILED)
-	rm -f $(VENV)/.runtime-* && touch $@
+	@echo "make: installing $(LOCKS)/runtime.lock and the project"
+	@$(PIP) --require-hashes -r $(LOCKS)/runtime.lock || $(FAILED)
+	@$(PIP) --no-deps --no-build-isolation -e . || $(FAILED)
+	@rm -f $(VENV)/.runtime-* && touch $@
 
 $(DEV): $(RUNTIME)
-	$(PIP) --require-hashes -r $(LOCKS)/dev.lock || $(FAILED)
-	rm -f $(VENV)/.dev-* && touch $@
+	@echo "make: installing $(LOCKS)/dev.lock (the development tools)"
+	@$(PIP) --require-hashes -r $(LOCKS)/dev.lock || $(FAILED)
+	@rm -f $(VENV)/.dev-* && touch $@
 
 migrate: install  ## Apply the migrations to the configured database (SQLite by default)
 	$(BIN)/switchboard migrate
