@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db.hooks import BUS_KEY, after_commit
 from api.errors import DomainError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("switchboard.bus")
 
 MAX_EVENT_BYTES: Final = 8000  # PostgreSQL's limit for a NOTIFY payload
 CHANNEL: Final = "switchboard_events"

@@ -11,6 +11,7 @@ from alembic.config import Config
 
 from api.db.engine import Database
 from api.errors import DomainError
+from api.logs import configure_logging
 from api.migrations import ALEMBIC_INI
 from api.services import users
 from api.services.commands import UserCreate, build
@@ -26,9 +27,14 @@ def serve(args: argparse.Namespace) -> None:
             "processes, so a subscriber on one worker would miss what another does. Serve with "
             "--workers 1, or set SWITCHBOARD_DATABASE_URL=postgresql+asyncpg://..."
         )
+    # Our logging, not uvicorn's (``log_config=None``), here for the parent process's own lines;
+    # each worker's ``create_app`` sets it up again. Access lines come from our middleware.
+    configure_logging(settings.log_format, settings.log_level)
     uvicorn.run(
         "api.app:create_app",
         factory=True,
+        log_config=None,
+        access_log=False,
         host=args.host,
         port=args.port,
         workers=args.workers,

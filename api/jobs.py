@@ -26,7 +26,7 @@ from api.services import job_progress
 from api.services.events import job_topic
 from api.services.job_progress import Claim
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("switchboard.jobs")
 
 INTERNAL_FAILURE = "The job stopped on an internal error; its results so far are kept."
 

@@ -1,6 +1,7 @@
 """Pure ASGI middleware (no per-request task or body copy, unlike ``BaseHTTPMiddleware``)."""
 
 import re
+import time
 import uuid
 
 from starlette.datastructures import Headers
@@ -10,8 +11,8 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.logs import request_id_var
-from api.problems import problem
+from api.logs import log_access, request_id_var
+from api.problems import internal_error, log_unexpected, problem
 
 REQUEST_ID_HEADER = b"x-request-id"
 _ACCEPTABLE_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
@@ -22,6 +23,12 @@ class RequestIdMiddleware:
 
     The id goes back in the response header, into every log line of the request (through a context
     variable) and into ``scope`` for the error handlers that run outside this middleware.
+
+    It also writes each HTTP request's access line, and is where a bug that escapes the app is
+    logged (once, with the id) and answered with a masked 500. Nothing is re-raised to the server
+    when the answer could be given: Starlette and uvicorn would each log the traceback again, and
+    uvicorn would drop a connection that is fine to keep. A failure after the response began, or on
+    a socket, is re-raised so that the server breaks the connection off.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -35,9 +42,13 @@ class RequestIdMiddleware:
         request_id = given.decode() if _ACCEPTABLE_ID.fullmatch(given) else uuid.uuid4().hex
         scope["request_id"] = request_id
         token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status: int | None = None
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message["headers"] = [
                     *message.get("headers", ()),
                     (REQUEST_ID_HEADER, request_id.encode()),
@@ -46,7 +57,14 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            log_unexpected(scope, exc)
+            if scope["type"] != "http" or status is not None:
+                raise
+            await internal_error(Request(scope))(scope, receive, send_with_id)
         finally:
+            if scope["type"] == "http":
+                log_access(scope, status, started)
             request_id_var.reset(token)
 
 

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
 
 from api.errors import (
     INTERNAL_ERROR_CODE,
@@ -114,15 +115,33 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
+def log_unexpected(scope: Scope, exc: Exception) -> None:
+    """Log a bug with its traceback under the request id.
+
+    ``RequestIdMiddleware`` calls it for anything that escapes the app. The same exception reported
+    again later (by Starlette's ``ServerErrorMiddleware``, by uvicorn) is not written twice: see
+    ``api.logs.OncePerFailure``.
+    """
     logger.error(
         "unexpected error on %s %s",
-        request.method,
-        request.url.path,
+        scope.get("method", "WebSocket"),
+        scope["path"],
         exc_info=exc,
-        extra={"request_id": request.scope.get("request_id")},
+        extra={"request_id": scope.get("request_id")},
     )
-    response = problem(request, 500, INTERNAL_ERROR_CODE, INTERNAL_ERROR_MESSAGE)
+
+
+def internal_error(request: Request) -> Response:
+    """The masked answer to a bug: a fixed message and the request id to find it in the log."""
+    return problem(request, 500, INTERNAL_ERROR_CODE, INTERNAL_ERROR_MESSAGE)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """Starlette's last resort, outside our middleware (so it sets the request id header itself):
+    it sees what ``RequestIdMiddleware`` re-raises (a failure after the response began, which it
+    cannot answer either) and what a middleware outside that one raises."""
+    log_unexpected(request.scope, exc)
+    response = internal_error(request)
     if request_id := request.scope.get("request_id"):
         response.headers["X-Request-ID"] = request_id
     return response

@@ -15,7 +15,6 @@ A shutdown closes the open sockets with 1001 below the app, in uvicorn's protoco
 """
 
 import asyncio
-import logging
 from contextlib import suppress
 from typing import Any
 
@@ -31,8 +30,6 @@ from api.db.types import utcnow
 from api.errors import Unauthenticated
 from api.services import auth
 from resolvers.context import Context, SocketContext
-
-logger = logging.getLogger(__name__)
 
 PING_TIMEOUT = 1011  # as the websockets library closes on a keepalive timeout
 BAD_MESSAGE = 4400

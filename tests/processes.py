@@ -6,8 +6,9 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from typing import IO
 
 import httpx2
 
@@ -22,18 +23,31 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(port: int, database_url: str) -> Iterator[subprocess.Popen[bytes]]:
+def server_process(
+    port: int,
+    database_url: str,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stderr: IO[bytes] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
     """The server on ``port`` and ``database_url``, stopped (SIGTERM) when the block ends if the test
-    did not stop it itself."""
-    env = os.environ | {
+    did not stop it itself. ``args`` go to ``switchboard serve``, ``env`` over the test's settings."""
+    environment = os.environ | {
         "SWITCHBOARD_DATABASE_URL": database_url,
         "SWITCHBOARD_SECRET_KEY": TEST_SECRET,
         "SWITCHBOARD_FETCH_ALLOW_NETWORKS": '["127.0.0.0/8"]',
         "SWITCHBOARD_FETCH_JOB_LEASE": "3600",
         "SWITCHBOARD_LOG_LEVEL": "WARNING",
+        **(env or {}),
     }
-    command = [os.path.join(os.path.dirname(sys.executable), "switchboard"), "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env)  # noqa: S603 (our own command, fixed arguments)
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "switchboard"),
+        "serve",
+        "--port",
+        str(port),
+        *args,
+    ]
+    process = subprocess.Popen(command, env=environment, stderr=stderr)  # noqa: S603 (our own command, fixed arguments)
     try:
         yield process
     finally:

@@ -1,8 +1,7 @@
 """Error rendering: domain errors keep their code, everything unexpected is masked on both transports
 with a request id that also appears in the log."""
 
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import NoReturn
 
 import httpx2
@@ -30,13 +29,10 @@ def broken_get_user(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Switchboard's log records (its logger does not propagate to the root that caplog watches)."""
-    logger = logging.getLogger("switchboard")
+def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The log records, tagged with their request id as the app's own handler tags them."""
     caplog.handler.addFilter(RequestIdFilter())
-    logger.addHandler(caplog.handler)
-    yield caplog
-    logger.removeHandler(caplog.handler)
+    return caplog
 
 
 def logged_errors(log: pytest.LogCaptureFixture) -> list[tuple[str | None, str]]:
