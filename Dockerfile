@@ -9,6 +9,17 @@
 #   docker run -p 8000:8000 -v switchboard-data:/data -e SWITCHBOARD_SECRET_KEY=… switchboard \
 #     sh -c 'switchboard migrate && switchboard serve --host 0.0.0.0 --workers 1'
 
+# GraphiQL's browser files, as api/static/package-lock.json locks them (integrity-checked by npm ci);
+# only the files the page loads (api/ide.py: GRAPHIQL_FILES) go on, so GraphiQL works offline.
+FROM node:20-slim AS ide
+WORKDIR /ide
+COPY api/static/package.json api/static/package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+ && cd node_modules && mkdir /served \
+ && cp --parents graphiql/graphiql.min.css graphiql/graphiql.min.js @graphiql/plugin-explorer/dist/style.css \
+    @graphiql/plugin-explorer/dist/index.umd.js react/umd/react.production.min.js \
+    react-dom/umd/react-dom.production.min.js /served/
+
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1
 WORKDIR /app
@@ -35,6 +46,7 @@ RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent switch
  && mkdir /data && chown switchboard:switchboard /data && chmod 0700 /data
 COPY --from=build /venv /venv
 COPY --from=build /app /app
+COPY --from=ide /served /app/api/static/node_modules
 WORKDIR /app
 VOLUME /data
 USER switchboard

@@ -12,9 +12,9 @@ DEV := $(VENV)/.dev-$(call checksum,$(LOCKS)/bootstrap.lock $(LOCKS)/dev.lock py
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-input
 FAILED := { echo "make: the install failed (the lines above say why); check that PyPI is reachable, then run 'make clean' and try again" >&2; exit 1; }
 
-.PHONY: run install install-dev migrate test lint bench schema lock clean
+.PHONY: run install install-dev migrate ide test lint bench schema lock clean
 
-run: migrate  ## Serve on http://$(HOST):$(PORT) (GraphiQL at /graphql, Swagger UI at /docs)
+run: migrate ide  ## Serve on http://$(HOST):$(PORT) (GraphiQL at /graphql, Swagger UI at /docs)
 	$(BIN)/switchboard serve --host $(HOST) --port $(PORT)
 
 install: $(RUNTIME)  ## The runtime dependencies and the project, into .venv
@@ -39,6 +39,18 @@ $(DEV): $(RUNTIME)
 	@echo "make: installing $(LOCKS)/dev.lock (the development tools)"
 	@$(PIP) --require-hashes -r $(LOCKS)/dev.lock || $(FAILED)
 	@rm -f $(VENV)/.dev-* && touch $@
+
+# GraphiQL's browser files from the npm registry, as api/static/package-lock.json locks them (npm ci
+# checks each package's integrity), so the page serves them itself and works offline. Without npm, or
+# when the registry cannot be reached, it says so in one line and GraphiQL loads the same files from
+# unpkg.com, checked by their SRI hashes (api/ide.py).
+IDE := api/static
+ide: $(IDE)/node_modules/.package-lock.json  ## GraphiQL's files from npm, for offline use (skipped without npm)
+$(IDE)/node_modules/.package-lock.json: $(IDE)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "make: npm not found, so GraphiQL will load its files from unpkg.com (install Node.js and npm, then 'make ide', to use it offline)"; \
+	elif npm ci --prefix $(IDE) --ignore-scripts --no-audit --no-fund --loglevel=error; then touch $@; \
+	else echo "make: npm ci failed (above), so GraphiQL will load its files from unpkg.com"; fi
 
 migrate: install  ## Apply the migrations to the configured database (SQLite by default)
 	$(BIN)/switchboard migrate
@@ -70,4 +82,4 @@ lock:  ## Re-resolve the three locks in requirements/ from pyproject.toml (needs
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(IDE)/node_modules

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from api import rest
+from api import ide, rest
 from api.bus import bus_for
 from api.db.engine import Database
 from api.fetcher import Fetcher, fetch_limits, outbound_client
@@ -82,8 +82,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version="0.1.0",
         summary="A GraphQL-first API service; this is its REST compatibility layer.",
         lifespan=lifespan,
+        # Served by api.ide from our own copy of Swagger UI; ReDoc, which only loads from a CDN, is off.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
+    app.state.ide = ide.DeveloperTools.load()
+    app.include_router(ide.router)
     app.include_router(system.router)
     app.include_router(rest.router)
     app.include_router(GraphQLApp(build_schema(settings), settings), prefix="/graphql")

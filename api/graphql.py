@@ -10,7 +10,7 @@ from cross_web import HTTPException as StrawberryHTTPException
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
@@ -20,6 +20,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from api import ide
 from api.deps import (
     ApiKeyDep,
     BearerDep,
@@ -160,6 +161,10 @@ class GraphQLApp(GraphQLRouter[Context, None]):
             raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None
         context.sign_in(caller)
         return NO_PAYLOAD
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """GraphiQL, from our own origin when its files are installed (``api.ide``)."""
+        return ide.tools(request).graphiql(request)
 
     async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, str]:
         """Uploads (the GraphQL multipart request specification), from scripts and apps only.
