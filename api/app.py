@@ -15,7 +15,7 @@ from api.fetcher import Fetcher, fetch_limits, outbound_client
 from api.graphql import GraphQLApp
 from api.jobs import JobRunner
 from api.logs import configure_logging
-from api.middleware import BodyLimitMiddleware, MethodsMiddleware, RequestIdMiddleware
+from api.middleware import BodyLimitMiddleware, MethodsMiddleware, MetricsMiddleware, RequestIdMiddleware
 from api.problems import install_error_handlers
 from api.ratelimit import limiter_for
 from api.rest import system
@@ -91,6 +91,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.ide = ide.DeveloperTools.load()
     app.include_router(ide.router)
     app.include_router(system.router)
+    if settings.metrics_enabled:
+        app.include_router(system.metrics_router)
     app.include_router(rest.router)
     app.include_router(GraphQLApp(build_schema(settings), settings), prefix="/graphql")
     install_error_handlers(app)
@@ -112,4 +114,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             expose_headers=["Location", "Link", "X-Request-ID"],
         )
     app.add_middleware(RequestIdMiddleware)
+    if settings.metrics_enabled:
+        app.add_middleware(MetricsMiddleware)  # outermost: it times the others too
     return app

@@ -13,6 +13,7 @@ an event marked ``resync`` and re-reads the current state.
 import asyncio
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import metrics
 from api.db.hooks import BUS_KEY, after_commit
 from api.errors import DomainError
 
@@ -40,9 +42,13 @@ class Event:
     resync: bool = False  # events may have been missed: read the current state again
     # Reads that this process's subscribers share for this event (one read, however many of them).
     memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+    # When it was announced (in the transaction that causes it; wall clock, so that another process
+    # can tell how long it took to arrive): the live feeds measure their delivery lag from it.
+    sent_at: float = field(default_factory=time.time)
 
     def encode(self) -> str:
-        encoded = json.dumps({"topics": self.topics, "data": self.data}, separators=(",", ":"))
+        message = {"topics": self.topics, "data": self.data, "at": round(self.sent_at, 6)}
+        encoded = json.dumps(message, separators=(",", ":"))
         if len(encoded.encode()) > MAX_EVENT_BYTES:
             raise ValueError(f"an event must fit in {MAX_EVENT_BYTES} bytes: {encoded[:200]}…")
         return encoded
@@ -55,7 +61,10 @@ class Event:
             raise ValueError("topics must be a list of strings")
         if not isinstance(data, dict):
             raise ValueError("data must be an object")
-        return cls(tuple(topics), data)
+        at = parsed.get("at")
+        if isinstance(at, int | float):
+            return cls(tuple(topics), data, sent_at=float(at))
+        return cls(tuple(topics), data)  # from a process that does not say when: now
 
 
 class Overflowed(DomainError):
@@ -85,6 +94,7 @@ class Subscription:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True
+            metrics.SUBSCRIBERS_CUT_OFF.inc()
             self._bus.unsubscribe(self)
             while not self._queue.empty():  # drop the backlog now, not when the reader gets round to it
                 self._queue.get_nowait()
@@ -239,6 +249,7 @@ class PostgresBus(Bus):
                 await self._disconnect()
             await asyncio.sleep(delay)
             if await self._connect():
+                metrics.BUS_RECONNECTS.inc()
                 self.resync()
             else:
                 delay = min(delay * 2, 10.0)
@@ -280,3 +291,4 @@ async def publish(session: AsyncSession, event: Event) -> None:
     bus: Bus | None = session.info.get(BUS_KEY)
     if bus is not None:
         await bus.send(session, event)
+        after_commit(session, metrics.EVENTS_PUBLISHED.inc)

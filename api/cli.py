@@ -9,6 +9,7 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 
+from api import metrics
 from api.db.engine import Database
 from api.errors import DomainError
 from api.logs import configure_logging
@@ -30,6 +31,8 @@ def serve(args: argparse.Namespace) -> None:
     # Our logging, not uvicorn's (``log_config=None``), here for the parent process's own lines;
     # each worker's ``create_app`` sets it up again. Access lines come from our middleware.
     configure_logging(settings.log_format, settings.log_level)
+    if settings.metrics_enabled:
+        metrics.share_between_workers(args.workers)  # before uvicorn starts them
     uvicorn.run(
         "api.app:create_app",
         factory=True,

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 import httpx2
 
+from api import metrics
 from api.db.types import utcnow
 from api.settings import Settings
 from api.ssrf import BlockedTarget, Guard, InvalidTarget, Target
@@ -30,6 +31,9 @@ class Outcome(StrEnum):
     INVALID_URL = "INVALID_URL"
     CONNECTION_ERROR = "CONNECTION_ERROR"
     CANCELLED = "CANCELLED"
+
+
+_FETCHES = {outcome: metrics.FETCHES.labels(outcome.value) for outcome in Outcome}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,7 @@ class Fetcher:
         started = time.perf_counter()
 
         def result(outcome: Outcome, **fields: object) -> Result:
+            _FETCHES[outcome].inc()
             elapsed = round((time.perf_counter() - started) * 1000, 1)
             return Result(position, url, outcome, elapsed_ms=elapsed, fetched_at=utcnow(), **fields)  # type: ignore[arg-type]
 

@@ -3,15 +3,19 @@
 import re
 import time
 import uuid
+from time import perf_counter
 
+from fastapi.routing import iter_route_contexts
+from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match, Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.logs import log_access, request_id_var
+from api.metrics import HTTP_DURATION, HTTP_REQUESTS
 from api.problems import internal_error, log_unexpected, problem
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -156,3 +160,86 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counted, send)
+
+
+_METHOD_LABELS = frozenset({*_METHODS, "HEAD", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
+
+
+class MetricsMiddleware:
+    """Counts and times each HTTP request by route template, method and status (``api.metrics``).
+
+    Outermost, so it times the other middleware too and sees the answers they give themselves
+    (413, ``OPTIONS``, CORS preflights). The template is that of the route the router chose, which
+    it leaves in ``scope``; a request answered before routing, or routed on a copy of the scope
+    (``HEAD``), has its path matched against the templates here, and a path no route knows is
+    ``unmatched``. Methods outside the usual few are ``other``: no label takes a client's word as
+    is. The labelled series are kept in a dict, so a request costs two lookups and two updates.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._templates: _Templates | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = perf_counter()
+        status = 500  # unless a response starts: the server answers a failure with 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            elapsed = perf_counter() - started
+            method = scope["method"] if scope["method"] in _METHOD_LABELS else "other"
+            templates = self._templates or self._load(scope)
+            template = templates.of(scope.get("route"), scope["path"])
+            key = (template, method, status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = (
+                    HTTP_REQUESTS.labels(template, method, str(status)),
+                    HTTP_DURATION.labels(template, method),
+                )
+            series[0].inc()
+            series[1].observe(elapsed)
+
+    def _load(self, scope: Scope) -> "_Templates":
+        """The app's templates, read once its routes are all in (the first request comes after)."""
+        self._templates = _Templates(scope["app"].router.routes)
+        return self._templates
+
+
+class _Templates:
+    """The full template of every route, prefixes of included routers and mounts included: the
+    route the router leaves in ``scope`` knows only its own part of the path."""
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self._by_route: dict[int, str] = {}
+        self._patterns: list[tuple[re.Pattern[str], str]] = []
+        for context in iter_route_contexts(routes):
+            if context.path is None or context.path_format is None:
+                continue
+            template, path = context.path_format, context.path
+            if isinstance(context.original_route, Mount):
+                template, path = f"{template.removesuffix('/{path}')}/{{path}}", f"{path}/{{path:path}}"
+            self._by_route[id(context.original_route)] = template
+            self._patterns.append((compile_path(path)[0], template))
+
+    def of(self, route: BaseRoute | None, path: str) -> str:
+        if route is not None:
+            template = self._by_route.get(id(route))
+            if template is not None:
+                return template
+        for pattern, template in self._patterns:
+            if pattern.match(path):
+                return template
+        return UNMATCHED_ROUTE

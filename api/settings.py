@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     sse_heartbeat: float = Field(default=15.0, gt=0)
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
+    # GET /metrics (Prometheus) and the HTTP and GraphQL instrumentation behind it; off: a 404.
+    metrics_enabled: bool = True
 
     @property
     def is_production(self) -> bool:

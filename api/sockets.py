@@ -19,6 +19,7 @@ from contextlib import suppress
 from typing import Any
 
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -26,6 +27,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UnsetType
 
+from api import metrics
 from api.db.types import utcnow
 from api.errors import Unauthenticated
 from api.services import auth
@@ -85,8 +87,11 @@ class _Policy:
     def _start(self) -> None:
         self._watchers = []
         self.socket.close_socket = self.close
+        self._open = metrics.WEBSOCKETS_OPEN.labels(self.protocol)
+        self._open.inc()
 
     async def _stop(self) -> None:
+        self._open.dec()
         for task in self._watchers:
             task.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)
@@ -141,6 +146,7 @@ class _Policy:
     # The legacy protocol has no pings: its server sends keep-alive messages, and uvicorn's WebSocket
     # pings find a dead peer.
     pings = False
+    protocol = GRAPHQL_WS_PROTOCOL  # the subprotocol, as the open sockets are counted by
 
     async def _ping(self) -> bool:
         """Ping the peer; whether it answered in time."""
@@ -151,6 +157,7 @@ class TransportWSHandler(_Policy, BaseGraphQLTransportWSHandler[Context, None]):
     """``graphql-transport-ws``, the protocol of the ``graphql-ws`` library."""
 
     pings = True
+    protocol = GRAPHQL_TRANSPORT_WS_PROTOCOL
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

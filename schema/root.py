@@ -22,6 +22,7 @@ from schema.base import Node
 from schema.errors import ErrorRendering, log_unexpected
 from schema.execution import LeafShortcutExecutor
 from schema.fetch import FetchJob, FetchJobConnection, FetchJobEvent, FetchResult
+from schema.metrics import OperationMetrics
 from schema.parsing import DocumentCache, ValidationResults
 from schema.users import User, UserConnection, UserEvent
 
@@ -117,6 +118,8 @@ def build_schema(settings: Settings) -> Schema:
     ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
+    if settings.metrics_enabled:
+        extensions.insert(0, OperationMetrics)  # first: it reads the errors as rendered
     return Schema(
         query=Query,
         mutation=Mutation,

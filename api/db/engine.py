@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from api.db.hooks import BUS_KEY
+from api.db.pool import measured_pool
 from api.errors import DomainError
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def normalize_url(raw: str) -> URL:
 def create_engine(raw_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
     url = normalize_url(raw_url)
     if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, **measured_pool(url))
         _configure_sqlite(engine)
         return engine
     connect_args: dict[str, Any] = {
@@ -58,6 +59,7 @@ def create_engine(raw_url: str, *, pool_size: int = 10, max_overflow: int = 10) 
         max_overflow=max_overflow,
         pool_recycle=1800,
         connect_args=connect_args,
+        **measured_pool(url),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
+from api import metrics
 from api.deps import CurrentCaller, FeedsDep, SessionDep, SettingsDep
 from api.errors import DomainError, InvalidInput
 from api.rest.fetch import FetchJobOut, FetchResultOut
@@ -44,6 +45,7 @@ async def _stream(updates: AsyncGenerator[JobUpdate, None], heartbeat: float) ->
     """The messages of ``updates``, with a heartbeat whenever none came for ``heartbeat`` seconds.
     The next update is awaited in a task of its own, so a heartbeat does not cancel it."""
     pending: asyncio.Task[JobUpdate] | None = None
+    metrics.SSE_STREAMS_OPEN.inc()
     try:
         while True:
             pending = pending or asyncio.ensure_future(anext(updates))
@@ -58,6 +60,7 @@ async def _stream(updates: AsyncGenerator[JobUpdate, None], heartbeat: float) ->
     except DomainError as exc:
         yield _error(exc.code, exc.message)
     finally:
+        metrics.SSE_STREAMS_OPEN.dec()
         if pending is not None:
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)

@@ -12,10 +12,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import metrics
 from api.bus import Event, publish
+from api.db.hooks import after_commit
 from api.db.models import JobStatus, User
 
 USERS_TOPIC = "users"
+_TRANSITIONS = {status: metrics.JOB_TRANSITIONS.labels(status.value) for status in JobStatus}
 
 
 class UserEventKind(StrEnum):
@@ -41,9 +44,12 @@ async def job_changed(
     position: int | None = None,
 ) -> None:
     """A job's status changed, or (``position``) its result at that position came in, making
-    ``completed`` results in all."""
+    ``completed`` results in all. A change of status is also counted, once it is committed: every
+    transition of a job is announced here (created, claimed, finished, failed, cancelled)."""
     data = {"job": str(job_id), "status": status.value, "completed": completed, "position": position}
     await publish(session, Event((job_topic(job_id), owner_topic(owner_id)), data))
+    if position is None:
+        after_commit(session, _TRANSITIONS[status].inc)
 
 
 async def user_changed(session: AsyncSession, kind: UserEventKind, user: User) -> None:

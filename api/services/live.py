@@ -10,6 +10,7 @@ longer see ends it with ``NotFound``.
 """
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import metrics
 from api.bus import Bus, Event, Subscription
 from api.db.engine import Database
 from api.db.models import FetchJob, FetchResult, JobStatus, User
@@ -28,6 +30,21 @@ from api.services.callers import Caller, require, require_admin
 from api.services.events import USERS_TOPIC, UserEventKind, deleted_user, job_topic, owner_topic
 
 T = TypeVar("T")
+
+# The feeds, as the delivery metrics name them: one job's, every job of an owner's, accounts'.
+JOB_FEED, OWNER_FEED, USERS_FEED = "job", "my_jobs", "users"
+_delivery = {
+    feed: (metrics.EVENTS_DELIVERED.labels(feed), metrics.DELIVERY_LAG.labels(feed))
+    for feed in (JOB_FEED, OWNER_FEED, USERS_FEED)
+}
+
+
+def _delivered(feed: str, event: Event) -> None:
+    """An update of ``event`` leaves ``feed`` for one subscriber, this long after it was announced
+    (clocks of two hosts may differ a little: a lag below zero counts as none)."""
+    delivered, lag = _delivery[feed]
+    delivered.inc()
+    lag.observe(max(0.0, time.time() - event.sent_at))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +172,12 @@ async def _user_stream(
                 continue  # nothing to catch up on: account changes are not kept
             kind = UserEventKind(event.data["kind"])
             if kind is UserEventKind.DELETED:
+                _delivered(USERS_FEED, event)
                 yield UserUpdate(kind, deleted_user(event.data), event.memo)
                 continue
             user = await _shared(event, "user", partial(_user, feeds.database, uuid.UUID(event.data["user"])))
             if user is not None:
+                _delivered(USERS_FEED, event)
                 yield UserUpdate(kind, user, event.memo)
 
 
@@ -190,6 +209,7 @@ async def _job_updates(
         final = position is None and JobStatus(event.data["status"]).ended
         if position is not None and job_id is not None:  # counts are per job
             seen = completed
+        _delivered(OWNER_FEED if job_id is None else JOB_FEED, event)
         yield JobUpdate(row, result, completed, event.memo, final)
 
 
