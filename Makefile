@@ -60,7 +60,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint  ## Lint, type-check and run the suite (PostgreSQL too when SWITCHBOARD_TEST_POSTGRES_URL is set)
+test: lint ide  ## Lint, type-check and run the suite (PostgreSQL too when SWITCHBOARD_TEST_POSTGRES_URL is set)
 	$(BIN)/pytest
 
 schema: install  ## Rewrite the committed contracts (schema/schema.graphql, openapi.json) from the code
