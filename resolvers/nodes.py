@@ -8,8 +8,7 @@ from api.services import api_keys
 from resolvers.context import Info
 from schema.api_keys import ApiKey
 from schema.base import Node
-from schema.fetch import FetchJob
-from schema.users import User
+from schema.nodes import FetchJob, User
 
 
 async def node(info: Info, id: strawberry.ID) -> Node | None:

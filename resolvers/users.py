@@ -12,7 +12,9 @@ from api.services.commands import build
 from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
 from resolvers.context import Info, signed_in, streamed
 from schema.base import connection_of
-from schema.users import UpdateMeInput, UpdateUserInput, User, UserConnection, UserEvent
+from schema.events import UserEvent
+from schema.nodes import User, UserConnection
+from schema.users import UpdateMeInput, UpdateUserInput
 
 
 def user_key(global_id: strawberry.ID) -> uuid.UUID:

@@ -5,7 +5,7 @@ from typing import Self
 import strawberry
 
 from api.services.sessions import Session
-from schema.users import User
+from schema.nodes import User
 
 
 @strawberry.type

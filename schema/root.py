@@ -20,11 +20,12 @@ from schema.api_keys import ApiKey, ApiKeyPayload
 from schema.auth import AuthPayload
 from schema.base import Node
 from schema.errors import ErrorRendering, log_unexpected
+from schema.events import FetchJobEvent, UserEvent
 from schema.execution import LeafShortcutExecutor
-from schema.fetch import FetchJob, FetchJobConnection, FetchJobEvent, FetchResult
+from schema.fetch import FetchResult
 from schema.metrics import OperationMetrics
+from schema.nodes import FetchJob, FetchJobConnection, User, UserConnection
 from schema.parsing import DocumentCache, ValidationResults
-from schema.users import User, UserConnection, UserEvent
 
 
 @strawberry.type

@@ -1,71 +1,12 @@
-"""GraphQL types of the users domain."""
+"""GraphQL inputs of the users domain. Each converts into the service's command model (the REST body),
+so a validation rule exists once."""
 
-import uuid
 from dataclasses import asdict
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import Any
 
 import strawberry
 
-from api.db import models
-from api.ids import to_global_id
 from api.services.commands import UserAdminUpdate, UserCreate, UserSelfUpdate, build
-from api.services.events import UserEventKind
-from api.services.live import UserUpdate
-from api.services.pagination import DEFAULT_PAGE_SIZE
-from resolvers import fetch as fetch_resolvers
-from resolvers.context import Info
-from schema.base import Connection, Node, described_field
-
-if TYPE_CHECKING:
-    from schema.fetch import FetchJob, JobStatus
-
-
-@strawberry.type
-class User(Node):
-    key: strawberry.Private[uuid.UUID]
-    email: str
-    display_name: str | None
-    is_active: bool
-    is_admin: bool
-    created_at: datetime
-
-    @described_field("The user's fetch jobs, oldest first (the user, or an admin).")
-    async def fetch_jobs(
-        self,
-        info: Info,
-        first: int | None = DEFAULT_PAGE_SIZE,
-        after: str | None = None,
-        status: Annotated["JobStatus", strawberry.lazy("schema.fetch")] | None = None,
-    ) -> Connection[Annotated["FetchJob", strawberry.lazy("schema.fetch")]]:
-        return await fetch_resolvers.user_fetch_jobs(self, info, first, after, status)
-
-    @classmethod
-    def from_model(cls, row: models.User) -> Self:
-        return cls(
-            id=strawberry.ID(to_global_id("User", row.id)),
-            key=row.id,
-            email=row.email,
-            display_name=row.display_name,
-            is_active=row.is_active,
-            is_admin=row.is_admin,
-            created_at=row.created_at,
-        )
-
-
-UserConnection = Connection[User]
-
-strawberry.enum(UserEventKind)
-
-
-@strawberry.type
-class UserEvent:
-    kind: UserEventKind
-    user: User = strawberry.field(description="The account as it is now; as it was, when deleted.")
-
-    @classmethod
-    def from_update(cls, update: UserUpdate) -> Self:
-        return cls(kind=update.kind, user=User.from_model(update.user))
 
 
 def _sent(data: object) -> dict[str, Any]:

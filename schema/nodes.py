@@ -1,0 +1,103 @@
+"""A user and their fetch jobs: the two node types that point at each other.
+
+``User.fetchJobs`` builds ``FetchJob``s and ``FetchJob.owner`` builds a ``User``, so the two are
+defined together and every other module imports them from here. Their nested fields read through
+the operation's loaders (``info.context.loaders``): one statement per level of a query.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Self
+
+import strawberry
+
+from api.db import models
+from api.db.models import JobStatus
+from api.errors import NotFound
+from api.fetcher import Outcome
+from api.ids import to_global_id
+from api.services.commands import build
+from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
+from resolvers.context import Info
+from schema.base import Connection, Node, connection_of, described_field
+from schema.fetch import FetchResult
+
+
+@strawberry.type
+class User(Node):
+    key: strawberry.Private[uuid.UUID]
+    email: str
+    display_name: str | None
+    is_active: bool
+    is_admin: bool
+    created_at: datetime
+
+    @described_field("The user's fetch jobs, oldest first (the user, or an admin).")
+    async def fetch_jobs(
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        status: JobStatus | None = None,
+    ) -> "FetchJobConnection":
+        page = build(PageRequest, {"first": first, "after": after})
+        found = await info.context.loaders.jobs_of_owners.load((self.key, page, status))
+        return connection_of(found, FetchJob.from_model)
+
+    @classmethod
+    def from_model(cls, row: models.User) -> Self:
+        return cls(
+            id=strawberry.ID(to_global_id("User", row.id)),
+            key=row.id,
+            email=row.email,
+            display_name=row.display_name,
+            is_active=row.is_active,
+            is_admin=row.is_admin,
+            created_at=row.created_at,
+        )
+
+
+UserConnection = Connection[User]
+
+
+@strawberry.type
+class FetchJob(Node):
+    key: strawberry.Private[uuid.UUID]
+    owner_key: strawberry.Private[uuid.UUID]
+    status: JobStatus
+    total: int
+    completed: int = strawberry.field(description="How many results are in.")
+    error: str | None = strawberry.field(description="Why the job failed, when it did.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @strawberry.field
+    async def owner(self, info: Info) -> User:
+        row = await info.context.loaders.users.load(self.owner_key)
+        if row is None:
+            raise NotFound("No such user.")
+        return User.from_model(row)
+
+    @described_field("The results so far, in URL order.")
+    async def results(self, info: Info, outcome: Outcome | None = None) -> list[FetchResult]:
+        rows = await info.context.loaders.results.load((self.key, outcome))
+        return [FetchResult.from_result(row) for row in rows]
+
+    @classmethod
+    def from_model(cls, row: models.FetchJob) -> Self:
+        return cls(
+            id=strawberry.ID(to_global_id("FetchJob", row.id)),
+            key=row.id,
+            owner_key=row.owner_id,
+            status=row.status,
+            total=row.total,
+            completed=row.completed,
+            error=row.error,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+
+FetchJobConnection = Connection[FetchJob]
