@@ -10,27 +10,16 @@ from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 import httpx2
 
 from api import metrics
+from api.db.models import Outcome
 from api.db.types import utcnow
 from api.settings import Settings
 from api.ssrf import BlockedTarget, Guard, InvalidTarget, Target
 
 USER_AGENT = "Switchboard-Fetcher/0.1"
-
-
-class Outcome(StrEnum):
-    OK = "OK"
-    HTTP_ERROR = "HTTP_ERROR"
-    TIMEOUT = "TIMEOUT"
-    BLOCKED = "BLOCKED"
-    TOO_LARGE = "TOO_LARGE"
-    INVALID_URL = "INVALID_URL"
-    CONNECTION_ERROR = "CONNECTION_ERROR"
-    CANCELLED = "CANCELLED"
 
 
 _FETCHES = {outcome: metrics.FETCHES.labels(outcome.value) for outcome in Outcome}

@@ -32,7 +32,8 @@ import httpx2
 
 from api.app import create_app
 from api.db.engine import Database
-from api.fetcher import Fetcher, Outcome, fetch_limits, outbound_client
+from api.db.models import Outcome
+from api.fetcher import Fetcher, fetch_limits, outbound_client
 from api.jobs import JobRunner
 from api.security import create_access_token
 from api.services import users

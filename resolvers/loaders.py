@@ -11,8 +11,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from api.db.models import FetchJob, FetchResult, JobStatus, User
-from api.fetcher import Outcome
+from api.db.models import FetchJob, FetchResult, JobStatus, Outcome, User
 from api.services import fetch_jobs, users
 from api.services.callers import Caller
 from api.services.pagination import Page, PageRequest

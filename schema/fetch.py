@@ -6,8 +6,8 @@ from typing import Self
 import strawberry
 
 from api.db import models
-from api.db.models import JobStatus
-from api.fetcher import Outcome, Result
+from api.db.models import JobStatus, Outcome
+from api.fetcher import Result
 
 # The domain's enums, exposed under the contract's names (Strawberry marks the classes themselves).
 strawberry.enum(Outcome, name="FetchOutcome", description="What fetching one URL gave.")

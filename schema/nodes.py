@@ -12,9 +12,8 @@ from typing import Self
 import strawberry
 
 from api.db import models
-from api.db.models import JobStatus
+from api.db.models import JobStatus, Outcome
 from api.errors import NotFound
-from api.fetcher import Outcome
 from api.ids import to_global_id
 from api.services.commands import build
 from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest

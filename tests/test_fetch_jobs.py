@@ -14,8 +14,7 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.db.engine import Database
-from api.db.models import FetchJob, JobStatus
-from api.fetcher import Outcome
+from api.db.models import FetchJob, JobStatus, Outcome
 from api.ids import from_global_id, to_global_id
 from api.jobs import JobRunner
 from api.services.callers import Caller

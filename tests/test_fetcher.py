@@ -8,7 +8,8 @@ from contextlib import aclosing
 import httpx2
 import pytest
 
-from api.fetcher import Fetcher, Limits, Outcome
+from api.db.models import Outcome
+from api.fetcher import Fetcher, Limits
 from api.ssrf import Guard, IPAddress
 
 

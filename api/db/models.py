@@ -9,7 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db.base import Base, Entity
 from api.db.types import UTCDateTime, utcnow
-from api.fetcher import Outcome
 
 
 class User(Entity):
@@ -65,6 +64,19 @@ class RateLimitWindow(Base):
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     hits: Mapped[int]
+
+
+class Outcome(StrEnum):
+    """What fetching one URL gave: the fetcher's answer, kept as a result's column."""
+
+    OK = "OK"
+    HTTP_ERROR = "HTTP_ERROR"
+    TIMEOUT = "TIMEOUT"
+    BLOCKED = "BLOCKED"
+    TOO_LARGE = "TOO_LARGE"
+    INVALID_URL = "INVALID_URL"
+    CONNECTION_ERROR = "CONNECTION_ERROR"
+    CANCELLED = "CANCELLED"
 
 
 class JobStatus(StrEnum):

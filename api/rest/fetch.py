@@ -9,9 +9,10 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from api.db import models
+from api.db.models import Outcome
 from api.deps import BodyReadFirst, CurrentCaller, FetcherDep, JobsDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import InvalidInput
-from api.fetcher import Outcome, Result
+from api.fetcher import Result
 from api.ids import to_global_id
 from api.rest.pages import ItemPage, page_response
 from api.services import fetch, fetch_jobs

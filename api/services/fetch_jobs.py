@@ -14,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from api.db.engine import Database
-from api.db.models import FetchJob, FetchResult, JobStatus, User
+from api.db.models import FetchJob, FetchResult, JobStatus, Outcome, User
 from api.db.types import utcnow
 from api.errors import Conflict, NotFound
-from api.fetcher import Outcome
 from api.ratelimit import Limiter
 from api.services import events
 from api.services.callers import Caller, acts_as_admin, require
