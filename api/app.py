@@ -9,8 +9,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from api import ide, rest
-from api.bus import bus_for
-from api.db.engine import Database
+from api.bus import Bus, bus_for
+from api.db.engine import Database, normalize_url
 from api.fetcher import Fetcher, fetch_limits, outbound_client
 from api.graphql import GraphQLApp
 from api.jobs import JobRunner
@@ -35,9 +35,18 @@ MULTIPART_FRAMING = 64 * 1024
 YOUNG_GENERATION_THRESHOLD = 50_000
 
 
+def _bus_of(database: Database) -> Bus:
+    """The bus of a database brought to the app: one of ``api.bus``'s, as the live feeds and the job
+    runner listen to it as well as publish."""
+    if not isinstance(database.bus, Bus):
+        raise TypeError("A database brought to the app needs its bus: Database(..., bus=bus_for(url)).")
+    return database.bus
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
-    """Build the app. ``database`` lets a caller (the test suite) bring an engine it manages;
-    otherwise the lifespan opens one from ``settings.database_url`` and closes it on shutdown."""
+    """Build the app. ``database`` lets a caller (the test suite) bring an engine it manages, with the
+    bus its sessions publish to, and start and close both itself; otherwise the lifespan builds the
+    bus and the database from ``settings.database_url`` and closes them on shutdown."""
     settings = settings or get_settings()
     configure_logging(settings.log_format, settings.log_level)
 
@@ -45,15 +54,20 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
         owned = database is None
-        app.state.database = database or Database.from_url(
-            settings.database_url,
-            pool_size=settings.database_pool_size,
-            max_overflow=settings.database_max_overflow,
-        )
+        if database is None:
+            bus = bus_for(normalize_url(settings.database_url))
+            app.state.database = Database.from_url(
+                settings.database_url,
+                bus=bus,
+                pool_size=settings.database_pool_size,
+                max_overflow=settings.database_max_overflow,
+            )
+        else:
+            bus, app.state.database = _bus_of(database), database
         app.state.limiter = limiter_for(app.state.database)
-        bus = app.state.database.bus = bus_for(app.state.database.engine.url)
         app.state.feeds = Feeds(app.state.database, bus, settings.subscription_queue_size)
-        await bus.start()
+        if owned:
+            await bus.start()
         await prepare_dummy_hash()
         async with outbound_client(settings) as client:
             app.state.fetcher = Fetcher(
@@ -62,6 +76,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             app.state.jobs = JobRunner(
                 app.state.database,
                 app.state.fetcher,
+                bus,
                 concurrency=settings.fetch_concurrency,
                 lease=settings.fetch_job_lease,
                 max_attempts=settings.fetch_job_max_attempts,
@@ -71,8 +86,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 yield
             finally:
                 await app.state.jobs.close()
-                await bus.close()
-                app.state.database.bus = None
+                if owned:
+                    await bus.close()
                 await app.state.limiter.close()
                 if owned:
                     await app.state.database.dispose()

@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import metrics
-from api.db.hooks import BUS_KEY, after_commit
+from api.db.hooks import after_commit, publisher_of
 from api.errors import DomainError
 
 logger = logging.getLogger("switchboard.bus")
@@ -118,7 +118,8 @@ class Subscription:
 
 
 class Bus:
-    """What both buses share: the subscribers of this process and the fan-out to them."""
+    """What both buses share: the subscribers of this process and the fan-out to them. Its ``send``
+    is all a database needs of it (``api.db.hooks.Publisher``)."""
 
     def __init__(self) -> None:
         self._topics: defaultdict[str, set[Subscription]] = defaultdict(set)
@@ -288,7 +289,7 @@ def bus_for(database_url: URL) -> Bus:
 async def publish(session: AsyncSession, event: Event) -> None:
     """Announce ``event`` when ``session`` commits, on the bus of the database the session came from
     (``Database.session``). A session from elsewhere (the CLI, a migration) announces nothing."""
-    bus: Bus | None = session.info.get(BUS_KEY)
+    bus = publisher_of(session)
     if bus is not None:
         await bus.send(session, event)
         after_commit(session, metrics.EVENTS_PUBLISHED.inc)

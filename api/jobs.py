@@ -12,12 +12,12 @@ at once.
 import asyncio
 import logging
 import uuid
-from contextlib import aclosing, nullcontext, suppress
+from contextlib import aclosing, suppress
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.bus import Subscription
+from api.bus import Bus, Subscription
 from api.db.engine import Database
 from api.db.hooks import after_commit
 from api.db.models import JobStatus
@@ -36,6 +36,7 @@ class JobRunner:
         self,
         database: Database,
         fetcher: Fetcher,
+        bus: Bus,
         *,
         concurrency: int = 10,
         lease: float = 30.0,
@@ -43,6 +44,7 @@ class JobRunner:
     ) -> None:
         self.database = database
         self.fetcher = fetcher
+        self.bus = bus
         self.concurrency = concurrency
         self.lease = lease
         self.max_attempts = max_attempts
@@ -108,12 +110,10 @@ class JobRunner:
         not fail the job: its lease runs out and a sweep takes it over where it stopped. Only an
         error of our own (a bug) fails it, with a sentence and the traceback in the log.
         """
-        bus = self.database.bus
         # Listening from before the claim, so that a cancellation committed just after it is heard too.
         # No bound on the queue: a job's topic carries one event per URL and a few for its status, and
         # the lease keeper takes each as it comes.
-        listening = nullcontext() if bus is None else bus.subscribe(job_topic(job_id), maxsize=0)
-        async with listening as news:
+        async with self.bus.subscribe(job_topic(job_id), maxsize=0) as news:
             claim: Claim | None = None
             keeper: asyncio.Task[None] | None = None
             try:
@@ -158,12 +158,12 @@ class JobRunner:
         return True
 
     async def _keep_lease(
-        self, claim: Claim, runner: "asyncio.Task[object] | None", news: Subscription | None
+        self, claim: Claim, runner: "asyncio.Task[object] | None", news: Subscription
     ) -> None:
         """Renew the lease while the job runs; stop the run when the job is no longer ours (it was
         cancelled through another process, or taken over). A cancellation announced on the bus
         (``news``, the job's events) stops it at once; the renewal notices it too, a third of a lease
-        later at most, when there is no bus or its events were lost."""
+        later at most, when its events were lost."""
         while not await _cancel_announced(news, self.lease / 3):
             try:
                 async with self.database.session() as session:
@@ -177,12 +177,9 @@ class JobRunner:
             runner.cancel()
 
 
-async def _cancel_announced(news: Subscription | None, wait: float) -> bool:
+async def _cancel_announced(news: Subscription, wait: float) -> bool:
     """Whether the job's events announce it cancelled within ``wait`` seconds. A ``resync`` ends
     the wait early, ``False``: events may have been lost, so the renewal looks at the job itself."""
-    if news is None:
-        await asyncio.sleep(wait)
-        return False
     with suppress(TimeoutError):
         async with asyncio.timeout(wait):
             while True:

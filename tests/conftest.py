@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import migrations, security
 from api.app import create_app
+from api.bus import Bus, bus_for
 from api.db.base import Base
 from api.db.engine import Database, create_engine, session_factory
 from api.settings import Settings
@@ -69,13 +70,23 @@ async def engine(
 
 
 @pytest.fixture
-async def database(engine: AsyncEngine) -> AsyncIterator[Database]:
+async def bus(engine: AsyncEngine) -> AsyncIterator[Bus]:
+    """The bus the test's databases publish to, the kind the app picks for the engine. What a test
+    brings to the app, the test starts and closes."""
+    bus = bus_for(engine.url)
+    await bus.start()
+    yield bus
+    await bus.close()
+
+
+@pytest.fixture
+async def database(engine: AsyncEngine, bus: Bus) -> AsyncIterator[Database]:
     """The test's view of the database: everything runs in one outer transaction, rolled back at the
     end; the code under test commits to savepoints inside it."""
     async with engine.connect() as connection:
         transaction = await connection.begin()
         sessions = session_factory(connection, join_transaction_mode="create_savepoint")
-        yield Database(engine, sessions)
+        yield Database(engine, sessions, bus=bus)
         await transaction.rollback()
 
 
@@ -127,10 +138,10 @@ def fetch_settings(**overrides: Any) -> Settings:
 
 
 @pytest.fixture
-async def live_database(engine: AsyncEngine) -> AsyncIterator[Database]:
+async def live_database(engine: AsyncEngine, bus: Bus) -> AsyncIterator[Database]:
     """A database whose transactions really commit, for tests where a background job writes beside
     the requests (one rolled-back connection cannot be shared by both). Emptied afterwards."""
-    yield Database.of(engine)
+    yield Database.of(engine, bus=bus)
     async with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             await connection.execute(table.delete())

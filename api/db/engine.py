@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import URL
@@ -17,12 +17,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from api.db.hooks import BUS_KEY
+from api.db.hooks import Publisher, publish_with
 from api.db.pool import measured_pool
 from api.errors import DomainError
-
-if TYPE_CHECKING:
-    from api.bus import Bus
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -167,13 +164,16 @@ def session_factory(bind: AsyncEngine | AsyncConnection, **options: Any) -> asyn
 
 
 class Database:
-    """An engine and its session factory; the app's lifespan owns one, a test may bring its own."""
+    """An engine, its session factories and the bus its sessions publish to (``bus``: none for one
+    that announces nothing, as the CLI's). The app's lifespan owns one, a test may bring its own."""
 
     def __init__(
         self,
         engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         reads: async_sessionmaker[AsyncSession] | None = None,
+        *,
+        bus: Publisher | None = None,
     ) -> None:
         self.engine = engine
         self.sessions = sessions
@@ -181,18 +181,19 @@ class Database:
         # nor wait for the write lock (WAL lets them read beside a writer). A thousand subscribers
         # signing in at once would otherwise queue on that lock past the busy timeout.
         self.reads = reads or sessions
-        self.bus: Bus | None = None  # the app's event bus (``api.bus``), set by the lifespan
+        self.bus = bus
 
     @classmethod
-    def from_url(cls, raw_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> "Database":
-        return cls.of(create_engine(raw_url, pool_size=pool_size, max_overflow=max_overflow))
+    def from_url(
+        cls, raw_url: str, *, bus: Publisher | None = None, pool_size: int = 10, max_overflow: int = 10
+    ) -> "Database":
+        return cls.of(create_engine(raw_url, pool_size=pool_size, max_overflow=max_overflow), bus=bus)
 
     @classmethod
-    def of(cls, engine: AsyncEngine) -> "Database":
+    def of(cls, engine: AsyncEngine, *, bus: Publisher | None = None) -> "Database":
         """Sessions of ``engine``: ones that write, and ones that only read."""
-        return cls(
-            engine, session_factory(engine), session_factory(engine.execution_options(**{READ_ONLY: True}))
-        )
+        reads = session_factory(engine.execution_options(**{READ_ONLY: True}))
+        return cls(engine, session_factory(engine), reads, bus=bus)
 
     @asynccontextmanager
     async def session(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
@@ -201,7 +202,7 @@ class Database:
         ``read_only``: one that will not write (``reads``)."""
         async with (self.reads if read_only else self.sessions)() as session:
             if self.bus is not None:
-                session.info[BUS_KEY] = self.bus
+                publish_with(session, self.bus)
             try:
                 yield session
             except DomainError as exc:

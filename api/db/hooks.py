@@ -1,7 +1,9 @@
-"""Work to do once a session's transaction commits, and never if it rolls back."""
+"""Work to do once a session's transaction commits, and never if it rolls back: actions of the
+process's own, and events for the bus."""
 
 import asyncio
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,7 +11,26 @@ from sqlalchemy.orm import Session
 
 _PENDING = "switchboard.after_commit"
 _HOOKED = "switchboard.after_commit_hooked"
-BUS_KEY = "switchboard.bus"  # the event bus a session publishes to (``api.bus.publish``)
+_PUBLISHER = "switchboard.publisher"
+
+
+class Publisher(Protocol):
+    """What the data layer needs of an event bus (``api.bus`` has two): to send an event with a
+    session's transaction, so that it goes out when that commits and never if it rolls back. What an
+    event holds is the bus's business, not the database's."""
+
+    async def send(self, session: AsyncSession, event: Any) -> None: ...
+
+
+def publish_with(session: AsyncSession, publisher: Publisher) -> None:
+    """Let what changes data in ``session`` announce it through ``publisher``."""
+    session.info[_PUBLISHER] = publisher
+
+
+def publisher_of(session: AsyncSession) -> Publisher | None:
+    """The publisher of ``session``; none for one that publishes nothing (the CLI's, a migration's)."""
+    publisher: Publisher | None = session.info.get(_PUBLISHER)
+    return publisher
 
 
 def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
