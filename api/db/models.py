@@ -66,9 +66,9 @@ class RateLimitWindow(Base):
     hits: Mapped[int]
 
 
+# What fetching one URL gave: the fetcher's answer, kept as a result's column. (No docstring: pydantic
+# would carry it into the REST contract, openapi.json.)
 class Outcome(StrEnum):
-    """What fetching one URL gave: the fetcher's answer, kept as a result's column."""
-
     OK = "OK"
     HTTP_ERROR = "HTTP_ERROR"
     TIMEOUT = "TIMEOUT"
