@@ -12,7 +12,8 @@ from api import ide, rest
 from api.bus import Bus, bus_for
 from api.db.engine import Database, normalize_url
 from api.fetcher import Fetcher, fetch_limits, outbound_client
-from api.graphql import GraphQLApp
+from api.graphql.router import GraphQLApp
+from api.graphql.schema import build_schema
 from api.jobs import JobRunner
 from api.logs import configure_logging
 from api.middleware import BodyLimitMiddleware, MethodsMiddleware, MetricsMiddleware, RequestIdMiddleware
@@ -23,7 +24,6 @@ from api.security import prepare_dummy_hash
 from api.services.live import Feeds
 from api.settings import Settings, get_settings
 from api.ssrf import Guard
-from schema.root import build_schema
 
 # Room for a multipart body's boundaries and part headers around an upload of the largest size allowed.
 MULTIPART_FRAMING = 64 * 1024

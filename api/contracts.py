@@ -10,8 +10,8 @@ from pathlib import Path
 from strawberry.printer import print_schema
 
 from api.app import create_app
+from api.graphql.schema import build_schema
 from api.settings import Settings
-from schema.root import build_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SDL_PATH = ROOT / "schema" / "schema.graphql"

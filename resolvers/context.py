@@ -1,16 +1,13 @@
 """The GraphQL context: what every resolver may reach through ``info.context``."""
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, nullcontext
-from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias, TypeVar
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
+from typing import Protocol, TypeAlias, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
 
-from api.db.engine import Database
 from api.errors import Unauthenticated
 from api.fetcher import Fetcher
 from api.jobs import JobRunner
@@ -31,7 +28,8 @@ EventT = TypeVar("EventT")
 
 
 class Context(BaseContext):
-    """Built by a FastAPI dependency for each operation over HTTP: its own session, its own loaders."""
+    """Built by a FastAPI dependency for each operation over HTTP (``api.graphql.context``): its own
+    session, its own loaders."""
 
     def __init__(
         self,
@@ -79,84 +77,13 @@ class Context(BaseContext):
         return nullcontext()
 
     def shared(self) -> Shared:
-        """What the subscribers of the event being resolved share (``schema.execution`` keeps their
+        """What the subscribers of the event being resolved share (``api.graphql.execution`` keeps their
         common response there); nothing over HTTP."""
         return None
 
     async def signed_out(self, reason: str) -> None:
         """The caller's credentials stopped holding in the middle of a stream (nothing to do over HTTP:
         the stream's error says so)."""
-
-
-@dataclass(slots=True)
-class _Scope:
-    session: AsyncSession
-    loaders: Loaders
-    shared: Shared = None
-
-
-# The session and loaders of the operation (or subscription event) running in the current task.
-_scope: ContextVar[_Scope | None] = ContextVar("socket_scope", default=None)
-
-
-class SocketContext(Context):
-    """The context of a WebSocket. Strawberry builds one per socket and shares it among the socket's
-    operations; the identity lives here (``on_ws_connect`` sets it), but each operation, and each
-    event of a subscription, gets a session and loaders of its own (``scope``), found through a
-    context variable of the task that runs it."""
-
-    def __init__(
-        self,
-        *,
-        database: Database,
-        handshake: dict[str, str | None],
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(session=None, caller=None, **kwargs)
-        self.database = database
-        self.handshake = handshake  # credentials sent with the upgrade request, if any
-        self.connection_params: dict[str, Any] | None = None
-        self.close_socket: Callable[[int, str], Awaitable[None]] | None = None
-
-    def sign_in(self, caller: Caller | None) -> None:
-        self._caller = caller
-
-    @property
-    def session(self) -> AsyncSession:
-        return self._current().session
-
-    @property
-    def loaders(self) -> Loaders:
-        return self._current().loaders
-
-    def _current(self) -> _Scope:
-        scope = _scope.get()
-        if scope is None:
-            raise AttributeError("no session outside an operation's scope")
-        return scope
-
-    @asynccontextmanager
-    async def scope(self, shared: Shared = None, *, read_only: bool = False) -> AsyncIterator[None]:
-        """A session (committed at the end, rolled back on an error) and loaders for what runs inside.
-        The session connects only if something reads, so a subscription's own scope costs nothing."""
-        async with self.database.session(read_only=read_only) as session:
-            previous = _scope.get()
-            _scope.set(_Scope(session, Loaders(session, lambda: self.caller), shared))
-            try:
-                yield
-            finally:
-                _scope.set(previous)
-
-    def event_scope(self, shared: Shared = None) -> AbstractAsyncContextManager[None]:
-        return self.scope(shared, read_only=True)  # resolving an event reads
-
-    def shared(self) -> Shared:
-        scope = _scope.get()
-        return None if scope is None else scope.shared
-
-    async def signed_out(self, reason: str) -> None:
-        if self.close_socket is not None:
-            await self.close_socket(4403, reason)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

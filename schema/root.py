@@ -1,31 +1,16 @@
-"""The root types and the schema, assembled from the domain modules."""
+"""The root types, assembled from the domain modules: each root field is a resolver of ``resolvers/``."""
 
-from collections.abc import AsyncGenerator, Callable
-from functools import partial
+from collections.abc import AsyncGenerator
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
-from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
 
-from api.settings import Settings
 from resolvers import api_keys, auth, fetch, nodes, users
 from schema.api_keys import ApiKey, ApiKeyPayload
 from schema.auth import AuthPayload
 from schema.base import Node
-from schema.errors import ErrorRendering, log_unexpected
 from schema.events import FetchJobEvent, UserEvent
-from schema.execution import LeafShortcutExecutor
 from schema.fetch import FetchResult
-from schema.metrics import OperationMetrics
 from schema.nodes import FetchJob, FetchJobConnection, User, UserConnection
-from schema.parsing import DocumentCache, ValidationResults
 
 
 @strawberry.type
@@ -98,35 +83,5 @@ class Subscription:
     )
 
 
-class Schema(strawberry.Schema):
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        """Log only what is a bug; refusals and bad documents are the client's business."""
-        log_unexpected(errors)
-
-
-def build_schema(settings: Settings) -> Schema:
-    """The schema with its limits taken from ``settings``.
-
-    Extensions are given as classes or factories: Strawberry makes fresh ones for every operation.
-    """
-    extensions: list[Callable[[], SchemaExtension]] = [
-        ErrorRendering,
-        partial(DocumentCache, max_tokens=settings.graphql_max_tokens, validated=ValidationResults()),
-        partial(QueryDepthLimiter, max_depth=settings.graphql_max_depth),
-        partial(MaxAliasesLimiter, max_alias_count=settings.graphql_max_aliases),
-    ]
-    if not settings.introspection_enabled:
-        extensions.append(DisableIntrospection)
-    if settings.metrics_enabled:
-        extensions.insert(0, OperationMetrics)  # first: it reads the errors as rendered
-    return Schema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        types=[User, ApiKey, FetchJob],
-        extensions=extensions,
-        execution_context_class=LeafShortcutExecutor,
-        config=StrawberryConfig(disable_field_suggestions=settings.is_production),
-    )
+# Reached only through the ``Node`` interface (``node(id:)``): named so that the schema holds them.
+NODE_TYPES = (User, ApiKey, FetchJob)

@@ -8,11 +8,11 @@ import httpx2
 import pytest
 
 from api.db.engine import Database
+from api.graphql import parsing
 from api.ids import to_global_id
 from api.logs import RequestIdFilter
 from api.services import users
 from api.settings import Settings
-from schema import parsing
 from tests.factories import bearer, make_user
 
 SECRET_DETAIL = "connection string postgres://admin:hunter2@db"

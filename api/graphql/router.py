@@ -1,15 +1,12 @@
-"""The ``/graphql`` endpoint: Strawberry's router, its context built from our FastAPI dependencies,
-and the response rules of the GraphQL over HTTP specification."""
+"""The ``/graphql`` endpoint: Strawberry's router with our context getter, socket handlers and
+socket sign-in, answering as the GraphQL over HTTP specification asks."""
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter
 from cross_web import HTTPException as StrawberryHTTPException
-from fastapi import Depends
-from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
@@ -21,100 +18,18 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api import ide
-from api.deps import (
-    ApiKeyDep,
-    BearerDep,
-    BodyReadFirst,
-    ClientAddressDep,
-    DatabaseDep,
-    FeedsDep,
-    FetcherDep,
-    JobsDep,
-    LimiterDep,
-    SettingsDep,
-)
 from api.errors import Unauthenticated
+from api.graphql.context import SocketContext, get_context, socket_credentials
+from api.graphql.errors import escaped_errors_rendered, request_error_extensions
+from api.graphql.schema import Schema
+from api.graphql.sockets import LegacyWSHandler, TransportWSHandler
 from api.services import auth
 from api.settings import Settings
-from api.sockets import LegacyWSHandler, TransportWSHandler
-from resolvers.context import Context, SocketContext
-from schema.errors import escaped_errors_rendered, request_error_extensions
-from schema.root import Schema
+from resolvers.context import Context
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 NO_PAYLOAD = cast(UnsetType, UNSET)  # a connection_ack without a payload
 PREFLIGHT_HEADERS = ("GraphQL-Require-Preflight", "Apollo-Require-Preflight", "X-Apollo-Operation-Name")
-
-
-async def get_operation_session(
-    connection: HTTPConnection, database: DatabaseDep
-) -> AsyncIterator[AsyncSession | None]:
-    """The session of an operation over HTTP (as ``SessionDep``); none for a WebSocket, whose
-    operations and events open their own (``SocketContext.scope``)."""
-    if connection.scope["type"] == "websocket":
-        yield None
-        return
-    async with database.session() as session:
-        yield session
-
-
-OperationSession = Annotated[AsyncSession | None, Depends(get_operation_session, scope="function")]
-
-
-async def get_context(
-    _body: BodyReadFirst,
-    session: OperationSession,
-    database: DatabaseDep,
-    settings: SettingsDep,
-    bearer: BearerDep,
-    api_key: ApiKeyDep,
-    limiter: LimiterDep,
-    client: ClientAddressDep,
-    fetcher: FetcherDep,
-    jobs: JobsDep,
-    feeds: FeedsDep,
-) -> Context:
-    """The context of one operation over HTTP, or of a socket, from the same dependencies and
-    service the REST routes use."""
-    common: dict[str, Any] = {
-        "settings": settings,
-        "attempt": auth.Attempt(limiter, client),
-        "fetcher": fetcher,
-        "jobs": jobs,
-        "feeds": feeds,
-    }
-    if session is None:
-        return SocketContext(database=database, handshake={"bearer": bearer, "api_key": api_key}, **common)
-    caller, refusal = None, None
-    try:
-        caller = await auth.identify(session, settings, bearer=bearer, api_key=api_key)
-    except Unauthenticated as exc:
-        refusal = exc
-    return Context(session=session, caller=caller, refusal=refusal, **common)
-
-
-def socket_credentials(
-    params: dict[str, Any], handshake: dict[str, str | None]
-) -> tuple[str | None, str | None]:
-    """The bearer token and API key of a socket: from the ``connection_init`` payload
-    (``Authorization: Bearer …``, ``authToken``, ``X-API-Key`` or ``apiKey``), else from the
-    upgrade request's headers. A value that is not a string, or another scheme than Bearer, is
-    ``Unauthenticated``."""
-    given = {key.lower(): value for key, value in params.items()}
-    bearer, api_key = given.get("authorization"), given.get("x-api-key", given.get("apikey"))
-    token = given.get("authtoken")
-    for value in (bearer, api_key, token):
-        if value is not None and not isinstance(value, str):
-            raise Unauthenticated("Credentials must be strings.")
-    if bearer is not None:
-        scheme, _, bearer = bearer.partition(" ")
-        if scheme.lower() != "bearer" or not bearer.strip():
-            raise Unauthenticated("Authorization must be a Bearer token.")
-    elif token is not None:
-        bearer = token.removeprefix("Bearer ")
-    if bearer is None and api_key is None:
-        return handshake.get("bearer"), handshake.get("api_key")
-    return (bearer.strip() if bearer else None), api_key
 
 
 def _accepts_graphql_response(request: Request) -> bool:

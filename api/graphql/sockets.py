@@ -30,8 +30,9 @@ from strawberry.types.unset import UnsetType
 from api import metrics
 from api.db.types import utcnow
 from api.errors import Unauthenticated
+from api.graphql.context import SocketContext
 from api.services import auth
-from resolvers.context import Context, SocketContext
+from resolvers.context import Context
 
 PING_TIMEOUT = 1011  # as the websockets library closes on a keepalive timeout
 BAD_MESSAGE = 4400

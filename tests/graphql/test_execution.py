@@ -4,9 +4,9 @@ import httpx2
 import pytest
 
 from api.db.engine import Database
+from api.graphql import execution
+from api.graphql.schema import build_schema
 from api.settings import Settings
-from schema import execution
-from schema.root import build_schema
 from tests.factories import bearer, make_user
 
 QUERY = """{ users(first: 10) { edges { cursor node { __typename id email displayName isActive isAdmin createdAt } }

@@ -1,0 +1,176 @@
+"""The contexts of GraphQL operations as this transport builds them: one per operation over HTTP,
+from the same FastAPI dependencies the REST routes use, and one per WebSocket, whose identity is
+shared by its operations while each of them (and each event of a subscription) gets a session and
+loaders of its own."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+
+from api.db.engine import Database
+from api.deps import (
+    ApiKeyDep,
+    BearerDep,
+    BodyReadFirst,
+    ClientAddressDep,
+    DatabaseDep,
+    FeedsDep,
+    FetcherDep,
+    JobsDep,
+    LimiterDep,
+    SettingsDep,
+)
+from api.errors import Unauthenticated
+from api.services import auth
+from api.services.callers import Caller
+from api.services.live import Shared
+from resolvers.context import Context
+from resolvers.loaders import Loaders
+
+
+async def get_operation_session(
+    connection: HTTPConnection, database: DatabaseDep
+) -> AsyncIterator[AsyncSession | None]:
+    """The session of an operation over HTTP (as ``SessionDep``); none for a WebSocket, whose
+    operations and events open their own (``SocketContext.scope``)."""
+    if connection.scope["type"] == "websocket":
+        yield None
+        return
+    async with database.session() as session:
+        yield session
+
+
+OperationSession = Annotated[AsyncSession | None, Depends(get_operation_session, scope="function")]
+
+
+async def get_context(
+    _body: BodyReadFirst,
+    session: OperationSession,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    bearer: BearerDep,
+    api_key: ApiKeyDep,
+    limiter: LimiterDep,
+    client: ClientAddressDep,
+    fetcher: FetcherDep,
+    jobs: JobsDep,
+    feeds: FeedsDep,
+) -> Context:
+    """The context of one operation over HTTP, or of a socket, from the same dependencies and
+    service the REST routes use."""
+    common: dict[str, Any] = {
+        "settings": settings,
+        "attempt": auth.Attempt(limiter, client),
+        "fetcher": fetcher,
+        "jobs": jobs,
+        "feeds": feeds,
+    }
+    if session is None:
+        return SocketContext(database=database, handshake={"bearer": bearer, "api_key": api_key}, **common)
+    caller, refusal = None, None
+    try:
+        caller = await auth.identify(session, settings, bearer=bearer, api_key=api_key)
+    except Unauthenticated as exc:
+        refusal = exc
+    return Context(session=session, caller=caller, refusal=refusal, **common)
+
+
+def socket_credentials(
+    params: dict[str, Any], handshake: dict[str, str | None]
+) -> tuple[str | None, str | None]:
+    """The bearer token and API key of a socket: from the ``connection_init`` payload
+    (``Authorization: Bearer …``, ``authToken``, ``X-API-Key`` or ``apiKey``), else from the
+    upgrade request's headers. A value that is not a string, or another scheme than Bearer, is
+    ``Unauthenticated``."""
+    given = {key.lower(): value for key, value in params.items()}
+    bearer, api_key = given.get("authorization"), given.get("x-api-key", given.get("apikey"))
+    token = given.get("authtoken")
+    for value in (bearer, api_key, token):
+        if value is not None and not isinstance(value, str):
+            raise Unauthenticated("Credentials must be strings.")
+    if bearer is not None:
+        scheme, _, bearer = bearer.partition(" ")
+        if scheme.lower() != "bearer" or not bearer.strip():
+            raise Unauthenticated("Authorization must be a Bearer token.")
+    elif token is not None:
+        bearer = token.removeprefix("Bearer ")
+    if bearer is None and api_key is None:
+        return handshake.get("bearer"), handshake.get("api_key")
+    return (bearer.strip() if bearer else None), api_key
+
+
+@dataclass(slots=True)
+class _Scope:
+    session: AsyncSession
+    loaders: Loaders
+    shared: Shared = None
+
+
+# The session and loaders of the operation (or subscription event) running in the current task.
+_scope: ContextVar[_Scope | None] = ContextVar("socket_scope", default=None)
+
+
+class SocketContext(Context):
+    """The context of a WebSocket. Strawberry builds one per socket and shares it among the socket's
+    operations; the identity lives here (``on_ws_connect`` sets it), but each operation, and each
+    event of a subscription, gets a session and loaders of its own (``scope``), found through a
+    context variable of the task that runs it."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        handshake: dict[str, str | None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(session=None, caller=None, **kwargs)
+        self.database = database
+        self.handshake = handshake  # credentials sent with the upgrade request, if any
+        self.connection_params: dict[str, Any] | None = None
+        self.close_socket: Callable[[int, str], Awaitable[None]] | None = None
+
+    def sign_in(self, caller: Caller | None) -> None:
+        self._caller = caller
+
+    @property
+    def session(self) -> AsyncSession:
+        return self._current().session
+
+    @property
+    def loaders(self) -> Loaders:
+        return self._current().loaders
+
+    def _current(self) -> _Scope:
+        scope = _scope.get()
+        if scope is None:
+            raise AttributeError("no session outside an operation's scope")
+        return scope
+
+    @asynccontextmanager
+    async def scope(self, shared: Shared = None, *, read_only: bool = False) -> AsyncIterator[None]:
+        """A session (committed at the end, rolled back on an error) and loaders for what runs inside.
+        The session connects only if something reads, so a subscription's own scope costs nothing."""
+        async with self.database.session(read_only=read_only) as session:
+            previous = _scope.get()
+            _scope.set(_Scope(session, Loaders(session, lambda: self.caller), shared))
+            try:
+                yield
+            finally:
+                _scope.set(previous)
+
+    def event_scope(self, shared: Shared = None) -> AbstractAsyncContextManager[None]:
+        return self.scope(shared, read_only=True)  # resolving an event reads
+
+    def shared(self) -> Shared:
+        scope = _scope.get()
+        return None if scope is None else scope.shared
+
+    async def signed_out(self, reason: str) -> None:
+        if self.close_socket is not None:
+            await self.close_socket(4403, reason)
