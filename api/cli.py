@@ -69,7 +69,7 @@ async def _create_admin(email: str, display_name: str | None, password: str) -> 
     try:
         data = build(UserCreate, {"email": email, "password": password, "display_name": display_name})
         async with database.session() as session:
-            user = await users.create_user(session, data, is_admin=True)
+            user = await users.create_user(session, data=data, is_admin=True)
             return f"created administrator {user.email} ({user.id})"
     finally:
         await database.dispose()

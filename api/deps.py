@@ -126,7 +126,7 @@ async def get_optional_caller(
     session: SessionDep, settings: SettingsDep, bearer: BearerDep, api_key: ApiKeyDep
 ) -> Caller | None:
     """Who is calling, or ``None`` without credentials; bad credentials are a 401."""
-    return await auth.identify(session, settings, bearer=bearer, api_key=api_key)
+    return await auth.identify(session, settings=settings, bearer=bearer, api_key=api_key)
 
 
 OptionalCaller = Annotated[Caller | None, Depends(get_optional_caller)]

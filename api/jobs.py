@@ -119,19 +119,19 @@ class JobRunner:
             try:
                 async with self.database.session() as session:
                     claim = await job_progress.claim(
-                        session, job_id, lease=self.lease, max_attempts=self.max_attempts
+                        session, job_id=job_id, lease=self.lease, max_attempts=self.max_attempts
                     )
                 if claim is None:
                     return
                 keeper = asyncio.create_task(self._keep_lease(claim, asyncio.current_task(), news))
                 if await self._fetch(claim):
                     async with self.database.session() as session:
-                        await job_progress.finish(session, claim)
+                        await job_progress.finish(session, claim=claim)
             except asyncio.CancelledError:
                 if self._closing and claim is not None:
                     with suppress(SQLAlchemyError):
                         async with self.database.session() as session:
-                            await job_progress.release(session, claim)
+                            await job_progress.release(session, claim=claim)
                 raise
             except SQLAlchemyError:
                 logger.warning(
@@ -142,7 +142,9 @@ class JobRunner:
                 if claim is not None:
                     with suppress(SQLAlchemyError):
                         async with self.database.session() as session:
-                            await job_progress.finish(session, claim, JobStatus.FAILED, INTERNAL_FAILURE)
+                            await job_progress.finish(
+                                session, claim=claim, status=JobStatus.FAILED, error=INTERNAL_FAILURE
+                            )
             finally:
                 if keeper is not None:
                     keeper.cancel()
@@ -153,7 +155,7 @@ class JobRunner:
         async with aclosing(results):
             async for result in results:
                 async with self.database.session() as session:
-                    if not await job_progress.record(session, claim, result, lease=self.lease):
+                    if not await job_progress.record(session, claim=claim, result=result, lease=self.lease):
                         return False
         return True
 
@@ -167,7 +169,7 @@ class JobRunner:
         while not await _cancel_announced(news, self.lease / 3):
             try:
                 async with self.database.session() as session:
-                    ours = await job_progress.renew(session, claim, lease=self.lease)
+                    ours = await job_progress.renew(session, claim=claim, lease=self.lease)
             except Exception:
                 logger.exception("renewing the lease of fetch job %s failed; trying again", claim.job_id)
                 continue

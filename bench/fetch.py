@@ -134,7 +134,8 @@ async def job_through_the_app(database_url: str, port: int, rounds: int) -> Figu
         database: Database = app.state.database
         async with database.session() as session:
             user = await users.create_user(
-                session, UserCreate(email=f"bench-{uuid.uuid4().hex}@example.com", password="bench password")
+                session,
+                data=UserCreate(email=f"bench-{uuid.uuid4().hex}@example.com", password="bench password"),
             )
         headers = {"Authorization": f"Bearer {create_access_token(settings, user.id).token}"}
         transport = httpx2.ASGITransport(app=app)

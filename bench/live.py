@@ -66,12 +66,13 @@ async def seed(url: str, subscribers: int) -> Accounts:
     database = Database.from_url(url)
     try:
         async with database.session() as session:
-            admin = await users.create_user(session, account("admin@example.com"), is_admin=True)
-            changer = await users.create_user(session, account("changer@example.com"))
+            admin = await users.create_user(session, data=account("admin@example.com"), is_admin=True)
+            changer = await users.create_user(session, data=account("changer@example.com"))
             tokens = [
-                (await sessions.start(session, settings, admin)).access.token for _ in range(subscribers)
+                (await sessions.start(session, settings=settings, user=admin)).access.token
+                for _ in range(subscribers)
             ]
-            changer_token = (await sessions.start(session, settings, changer)).access.token
+            changer_token = (await sessions.start(session, settings=settings, user=changer)).access.token
     finally:
         await database.dispose()
     return Accounts(tokens, changer_token)

@@ -11,7 +11,7 @@ from strawberry.fastapi import BaseContext
 from api.errors import Unauthenticated
 from api.fetcher import Fetcher
 from api.jobs import JobRunner
-from api.services.auth import Attempt
+from api.ratelimit import Limiter
 from api.services.callers import Caller
 from api.services.live import Feeds, Shared
 from api.settings import Settings
@@ -37,7 +37,8 @@ class Context(BaseContext):
         session: AsyncSession | None,
         caller: Caller | None,
         settings: Settings,
-        attempt: Attempt,
+        limiter: Limiter,
+        client: str,
         fetcher: Fetcher,
         jobs: JobRunner,
         feeds: Feeds,
@@ -45,7 +46,8 @@ class Context(BaseContext):
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.attempt = attempt
+        self.limiter = limiter
+        self.client = client  # the client's address, as sign-in throttling counts it
         self.fetcher = fetcher
         self.jobs = jobs
         self.feeds = feeds
@@ -90,7 +92,9 @@ Info: TypeAlias = strawberry.Info[Context, None]
 
 
 def signed_in(info: Info) -> Caller:
-    """The caller, checked before the arguments are, in the order REST's ``CurrentCaller`` does it."""
+    """The caller, or ``Unauthenticated``: the first thing every operation for signed-in callers asks,
+    before it reads its arguments, as REST's ``CurrentCaller`` dependency runs before the body is
+    validated. So both transports refuse an anonymous caller with bad input the same way."""
     caller = info.context.caller
     if caller is None:
         raise Unauthenticated()

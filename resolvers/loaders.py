@@ -25,11 +25,11 @@ ResultsKey = tuple[uuid.UUID, Outcome | None]
 class Loaders:
     def __init__(self, session: AsyncSession, viewer: Callable[[], Caller | None]) -> None:
         async def load_users(keys: Sequence[uuid.UUID]) -> list[User | None]:
-            found = await users.get_users(session, viewer(), keys)
+            found = await users.get_users(session, actor=viewer(), user_ids=keys)
             return [found.get(key) for key in keys]
 
         async def load_jobs(keys: Sequence[uuid.UUID]) -> list[FetchJob | None]:
-            found = await fetch_jobs.get_jobs(session, viewer(), keys)
+            found = await fetch_jobs.get_jobs(session, actor=viewer(), job_ids=keys)
             return [found.get(key) for key in keys]
 
         async def load_jobs_of_owners(keys: Sequence[JobsKey]) -> list[Page[FetchJob]]:
@@ -39,7 +39,9 @@ class Loaders:
                 owners[page, status].append(owner)
             pages: dict[JobsKey, Page[FetchJob]] = {}
             for (page, status), ids in owners.items():
-                found = await fetch_jobs.jobs_of_owners(session, viewer(), ids, page, status=status)
+                found = await fetch_jobs.jobs_of_owners(
+                    session, actor=viewer(), owner_ids=ids, page=page, status=status
+                )
                 pages.update(((owner, page, status), found[owner]) for owner in ids)
             return [pages[key] for key in keys]
 
@@ -49,7 +51,9 @@ class Loaders:
                 jobs[outcome].append(job)
             results: dict[ResultsKey, list[FetchResult]] = {}
             for outcome, ids in jobs.items():
-                found = await fetch_jobs.results_of_jobs(session, viewer(), ids, outcome=outcome)
+                found = await fetch_jobs.results_of_jobs(
+                    session, actor=viewer(), job_ids=ids, outcome=outcome
+                )
                 results.update(((job, outcome), found[job]) for job in ids)
             return [results[key] for key in keys]
 

@@ -3,7 +3,7 @@
 import strawberry
 
 from api.errors import NotFound
-from api.ids import from_global_id
+from api.ids import NodeType, from_global_id
 from api.services import api_keys
 from resolvers.context import Info
 from schema.api_keys import ApiKey
@@ -17,16 +17,16 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     if decoded is None:
         return None
     type_name, key = decoded
-    if type_name == "User":
+    if type_name is NodeType.USER:
         row = await info.context.loaders.users.load(key)
         return User.from_model(row) if row is not None else None
-    if type_name == "FetchJob":
+    if type_name is NodeType.FETCH_JOB:
         job = await info.context.loaders.jobs.load(key)
         return FetchJob.from_model(job) if job is not None else None
-    if type_name == "ApiKey":
+    if type_name is NodeType.API_KEY:
         try:
             return ApiKey.from_model(
-                await api_keys.get_api_key(info.context.session, info.context.caller, key)
+                await api_keys.get_api_key(info.context.session, actor=info.context.caller, key_id=key)
             )
         except NotFound:
             return None

@@ -1,12 +1,10 @@
 """Resolvers of the users domain: each calls one service function and converts its result."""
 
-import uuid
 from collections.abc import AsyncGenerator
 
 import strawberry
 
-from api.errors import InvalidInput
-from api.ids import from_global_id
+from api.ids import NodeType, node_key
 from api.services import live, users
 from api.services.commands import build
 from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
@@ -17,22 +15,16 @@ from schema.nodes import User, UserConnection
 from schema.users import UpdateMeInput, UpdateUserInput
 
 
-def user_key(global_id: strawberry.ID) -> uuid.UUID:
-    """The UUID behind a ``User`` global id (as REST refuses an id that is not a UUID)."""
-    decoded = from_global_id(global_id)
-    if decoded is None or decoded[0] != "User":
-        raise InvalidInput({"id": ["Not the id of a user."]})
-    return decoded[1]
-
-
 async def me(info: Info) -> User | None:
     caller = info.context.caller
-    return User.from_model(users.me(caller)) if caller is not None else None
+    return User.from_model(users.me(actor=caller)) if caller is not None else None
 
 
 async def user(info: Info, id: strawberry.ID) -> User | None:
     caller = signed_in(info)
-    return User.from_model(await users.get_user(info.context.session, caller, user_key(id)))
+    return User.from_model(
+        await users.get_user(info.context.session, actor=caller, user_id=node_key(id, NodeType.USER))
+    )
 
 
 async def users_page(
@@ -41,29 +33,31 @@ async def users_page(
     after: str | None = None,
     search: str | None = None,
 ) -> UserConnection:
-    ctx = info.context
+    caller = signed_in(info)
     page = build(PageRequest, {"first": first, "after": after})
-    result = await users.list_users(ctx.session, ctx.caller, page, search=search)
+    result = await users.list_users(info.context.session, actor=caller, page=page, search=search)
     return connection_of(result, User.from_model)
 
 
 async def update_me(info: Info, input: UpdateMeInput) -> User:
-    ctx = info.context
-    return User.from_model(await users.update_me(ctx.session, ctx.caller, input.to_command()))
+    caller = signed_in(info)
+    return User.from_model(await users.update_me(info.context.session, actor=caller, data=input.to_command()))
 
 
 async def update_user(info: Info, id: strawberry.ID, input: UpdateUserInput) -> User:
     caller = signed_in(info)
-    row = await users.update_user(info.context.session, caller, user_key(id), input.to_command())
+    row = await users.update_user(
+        info.context.session, actor=caller, user_id=node_key(id, NodeType.USER), data=input.to_command()
+    )
     return User.from_model(row)
 
 
 async def delete_user(info: Info, id: strawberry.ID) -> bool:
     caller = signed_in(info)
-    await users.delete_user(info.context.session, caller, user_key(id))
+    await users.delete_user(info.context.session, actor=caller, user_id=node_key(id, NodeType.USER))
     return True
 
 
 async def user_events(info: Info) -> AsyncGenerator[UserEvent, None]:
-    updates = await live.user_events(info.context.feeds, signed_in(info))
+    updates = await live.user_events(info.context.feeds, caller=signed_in(info))
     return streamed(info, updates, UserEvent.from_update)

@@ -6,7 +6,7 @@ from typing import Self
 import strawberry
 
 from api.db import models
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 from api.services.api_keys import NewApiKey
 from schema.base import Node
 
@@ -22,7 +22,7 @@ class ApiKey(Node):
     @classmethod
     def from_model(cls, row: models.ApiKey) -> Self:
         return cls(
-            id=strawberry.ID(to_global_id("ApiKey", row.id)),
+            id=strawberry.ID(to_global_id(NodeType.API_KEY, row.id)),
             name=row.name,
             prefix=row.prefix,
             scopes=list(row.scopes),

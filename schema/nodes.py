@@ -14,7 +14,7 @@ import strawberry
 from api.db import models
 from api.db.models import JobStatus, Outcome
 from api.errors import NotFound
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 from api.services.commands import build
 from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
 from resolvers.context import Info
@@ -46,7 +46,7 @@ class User(Node):
     @classmethod
     def from_model(cls, row: models.User) -> Self:
         return cls(
-            id=strawberry.ID(to_global_id("User", row.id)),
+            id=strawberry.ID(to_global_id(NodeType.USER, row.id)),
             key=row.id,
             email=row.email,
             display_name=row.display_name,
@@ -86,7 +86,7 @@ class FetchJob(Node):
     @classmethod
     def from_model(cls, row: models.FetchJob) -> Self:
         return cls(
-            id=strawberry.ID(to_global_id("FetchJob", row.id)),
+            id=strawberry.ID(to_global_id(NodeType.FETCH_JOB, row.id)),
             key=row.id,
             owner_key=row.owner_id,
             status=row.status,

@@ -28,7 +28,7 @@ async def make_user(
         email=email or f"user{next(_numbers)}@example.com", password=password, display_name=display_name
     )
     async with database.session() as session:
-        return await users.create_user(session, data, is_admin=admin)
+        return await users.create_user(session, data=data, is_admin=admin)
 
 
 def bearer(settings: Settings, user: User) -> dict[str, str]:

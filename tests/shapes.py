@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 
 
 def _pick(raw: dict[str, Any], camel: str, snake: str) -> Any:
@@ -57,7 +57,7 @@ def common_new_api_key(raw: dict[str, Any]) -> dict[str, Any]:
 
 def common_job(raw: dict[str, Any]) -> dict[str, Any]:
     """A fetch job; its owner as a global id (GraphQL's ``owner { id }``, REST's ``owner_id`` UUID)."""
-    owner = raw["owner"]["id"] if "owner" in raw else to_global_id("User", uuid.UUID(raw["owner_id"]))
+    owner = raw["owner"]["id"] if "owner" in raw else to_global_id(NodeType.USER, uuid.UUID(raw["owner_id"]))
     return {
         "id": node_id(raw),
         "owner": owner,

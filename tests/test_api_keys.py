@@ -9,7 +9,7 @@ import pytest
 
 from api.db.engine import Database
 from api.db.models import User
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 from api.settings import Settings
 from tests.factories import bearer, graphql, make_user
 
@@ -195,4 +195,4 @@ async def test_another_users_key_is_not_found_everywhere(
         client, "query($id: ID!) { node(id: $id) { id } }", {"id": node_id}, headers=bearer(settings, owner)
     )
     assert own == {"data": {"node": {"id": node_id}}}
-    assert node_id == to_global_id("ApiKey", uuid.UUID(key_id))
+    assert node_id == to_global_id(NodeType.API_KEY, uuid.UUID(key_id))

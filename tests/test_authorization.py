@@ -4,7 +4,7 @@
 import httpx2
 
 from api.db.engine import Database
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 from api.settings import Settings
 from tests.factories import PASSWORD, bearer, graphql, make_user
 
@@ -52,10 +52,10 @@ async def test_node_hides_other_users_from_non_admins(
     bob = await make_user(database)
     query = "query($id: ID!) { node(id: $id) { id } }"
     hidden = await graphql(
-        client, query, {"id": to_global_id("User", bob.id)}, headers=bearer(settings, alice)
+        client, query, {"id": to_global_id(NodeType.USER, bob.id)}, headers=bearer(settings, alice)
     )
     assert hidden == {"data": {"node": None}}
-    anonymous = await graphql(client, query, {"id": to_global_id("User", bob.id)})
+    anonymous = await graphql(client, query, {"id": to_global_id(NodeType.USER, bob.id)})
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from api.db.engine import Database
 from api.graphql import parsing
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 from api.logs import RequestIdFilter
 from api.services import users
 from api.settings import Settings
@@ -70,7 +70,7 @@ async def test_graphql_masks_an_unexpected_error_and_logs_it_under_the_request_i
         "/graphql",
         json={
             "query": "query($id: ID!) { user(id: $id) { id } }",
-            "variables": {"id": to_global_id("User", user.id)},
+            "variables": {"id": to_global_id(NodeType.USER, user.id)},
         },
         headers={**bearer(settings, user), "X-Request-ID": "req-gql-1"},
     )

@@ -114,10 +114,10 @@ async def test_fetching_needs_a_caller_with_the_fetch_scope(
     user = await make_user(database)
     async with database.session() as session:
         reader = await api_keys.create_api_key(
-            session, Caller(user), ApiKeyCreate(name="reader", scopes=["users:read"])
+            session, actor=Caller(user), data=ApiKeyCreate(name="reader", scopes=["users:read"])
         )
         fetcher = await api_keys.create_api_key(
-            session, Caller(user), ApiKeyCreate(name="fetcher", scopes=["fetch"])
+            session, actor=Caller(user), data=ApiKeyCreate(name="fetcher", scopes=["fetch"])
         )
     urls = [f"{targets}/ok"]
     assert await fetch_both(client, urls, {}) == ("UNAUTHENTICATED", "UNAUTHENTICATED")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from api.app import create_app
 from api.db.engine import Database
 from api.db.models import FetchJob, JobStatus, Outcome
-from api.ids import from_global_id, to_global_id
+from api.ids import NodeType, from_global_id, to_global_id
 from api.jobs import JobRunner
 from api.services.callers import Caller
 from api.services.fetch_jobs import results_of_jobs
@@ -106,7 +106,7 @@ async def test_rest_starts_with_202_and_a_location_to_follow(
     assert response.status_code == 202
     job = response.json()
     assert response.headers["Location"] == f"http://testserver/api/v1/fetch-jobs/{job['id']}"
-    assert job["node_id"] == to_global_id("FetchJob", uuid.UUID(job["id"]))
+    assert job["node_id"] == to_global_id(NodeType.FETCH_JOB, uuid.UUID(job["id"]))
     await runner(live_app).wait(uuid.UUID(job["id"]))
     followed = (await live_client.get(response.headers["Location"], headers=headers)).json()
     assert (followed["status"], followed["completed"]) == ("DONE", 2)
@@ -248,7 +248,7 @@ async def test_jobs_are_their_owners_and_admins_only_on_every_path(
     )
     assert seen["data"]["node"] == {
         "status": "DONE",
-        "owner": {"id": to_global_id("User", owner.id)},
+        "owner": {"id": to_global_id(NodeType.USER, owner.id)},
         "results": [{"outcome": "OK"}],
     }
     assert (
@@ -310,7 +310,7 @@ async def test_a_job_left_running_by_a_dead_process_is_taken_over_and_finished(
     finished = await job_row(live_database, job_id)
     assert (finished.completed, finished.attempts, finished.error) == (5, 2, None)
     async with live_database.session() as session:
-        results = (await results_of_jobs(session, Caller(user), [job_id]))[job_id]
+        results = (await results_of_jobs(session, actor=Caller(user), job_ids=[job_id]))[job_id]
     assert [r.position for r in results] == [0, 1, 2, 3, 4]  # each once: two kept, three fetched after
     assert {r.outcome for r in results} == {Outcome.OK}
 

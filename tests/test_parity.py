@@ -87,6 +87,10 @@ SCENARIOS: dict[str, Case[World]] = {
     "admin deletes a user": case(lambda t, w: t.delete_user(w.tokens["admin"], w.bob.id)),
     "anonymous deletes a user": case(lambda t, w: t.delete_user(None, w.bob.id), "UNAUTHENTICATED"),
     # The caller is checked before the input (issue 12, item 4): anonymous with bad input is UNAUTHENTICATED.
+    "anonymous updates me with a bad email": case(
+        lambda t, w: t.update_me(None, {"email": "@"}), "UNAUTHENTICATED"
+    ),
+    "anonymous lists users with a bad page size": case(lambda t, w: t.list_users(None, 0), "UNAUTHENTICATED"),
     "anonymous searches with a too long term": case(
         lambda t, w: t.list_users(None, 10, "x" * 321), "UNAUTHENTICATED"
     ),

@@ -134,7 +134,7 @@ async def world(served: Served) -> World:
     async with database.session() as session:
         for name, (owner, scopes) in made.items():
             new = await api_keys.create_api_key(
-                session, Caller(user=owner), ApiKeyCreate(name=name, scopes=scopes)
+                session, actor=Caller(user=owner), data=ApiKeyCreate(name=name, scopes=scopes)
             )
             keys[name], secrets[name] = new.key, new.secret
     tokens = {

@@ -104,9 +104,9 @@ async def world(served: Served) -> World:
     database, settings = served.database, served.app.state.settings
     alice = await make_user(database, display_name="Alice")
     async with database.session() as session:
-        signed_in = await sessions.start(session, settings, alice)
+        signed_in = await sessions.start(session, settings=settings, user=alice)
         data = ApiKeyCreate(name="everything", scopes=["users:read", "users:write", "fetch"])
-        key = await api_keys.create_api_key(session, Caller(user=alice), data)
+        key = await api_keys.create_api_key(session, actor=Caller(user=alice), data=data)
     return World(alice, create_access_token(settings, alice.id).token, signed_in.refresh_token, key.secret)
 
 

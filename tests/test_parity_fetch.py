@@ -68,6 +68,9 @@ SCENARIOS: dict[str, Case[World]] = {
     "a key without the fetch scope fetches too many URLs": case(
         lambda t, w: t.fetch(w.keys["reader"], too_many(w)), "FORBIDDEN"
     ),
+    "a key without the fetch scope fetches no URL": case(
+        lambda t, w: t.fetch(w.keys["reader"], []), "FORBIDDEN"
+    ),
 }
 
 

@@ -25,8 +25,8 @@ from api.services.commands import ApiKeyCreate
 from api.services.fetch_jobs import JobControl
 from tests.conftest import fetch_settings
 from tests.factories import make_user
-from tests.parity import Case, Served, case, check_parity, module_app, ok
-from tests.transports import Outcome, Transport, steps
+from tests.parity import Case, Served, case, check_parity, module_app, ok, rolled_back
+from tests.transports import GraphQLTransport, Outcome, RestTransport, Transport, steps
 
 
 @dataclass
@@ -119,6 +119,9 @@ SCENARIOS: dict[str, Case[World]] = {
     "a key without the fetch scope starts a job": case(
         lambda t, w: start(t, w, w.tokens["reader"], [f"{w.targets}/ok"]), "FORBIDDEN"
     ),
+    "anonymous starts a job from a file": case(
+        lambda t, w: t.start_job_from_file(None, f"{w.targets}/ok\n".encode()), "UNAUTHENTICATED"
+    ),
     "read a job": case(lambda t, w: t.get_job(w.tokens["alice"], w.jobs["done"].id)),
     "admin reads another user's job": case(lambda t, w: t.get_job(w.tokens["admin"], w.jobs["done"].id)),
     "read another user's job": case(lambda t, w: t.get_job(w.tokens["alice"], w.jobs["bob"].id), "NOT_FOUND"),
@@ -187,7 +190,11 @@ SCENARIOS: dict[str, Case[World]] = {
     "anonymous starts a job with too many URLs": case(
         lambda t, w: start(t, w, None, many(w)), "UNAUTHENTICATED"
     ),
+    "anonymous starts a job from an empty file": case(
+        lambda t, w: t.start_job_from_file(None, b""), "UNAUTHENTICATED"
+    ),
     "anonymous reads a malformed id": case(lambda t, w: t.get_job(None, "garbage"), "UNAUTHENTICATED"),
+    "anonymous lists jobs with a bad page size": case(lambda t, w: t.list_jobs(None, 0), "UNAUTHENTICATED"),
     "anonymous lists jobs after a bad cursor": case(
         lambda t, w: t.list_jobs(None, 10, "garbage"), "UNAUTHENTICATED"
     ),
@@ -255,3 +262,18 @@ async def test_the_world_is_as_the_scenarios_need(world: World) -> None:
 @pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_graphql_and_rest_agree(name: str, served: Served, world: World) -> None:
     await check_parity(SCENARIOS[name], world, served)
+
+
+async def test_a_value_outside_the_schema_is_refused_before_the_caller_on_graphql_alone(
+    served: Served, world: World
+) -> None:
+    """The one stated exception to "the caller before the input": GraphQL coerces variables to the
+    schema's types before any field runs (the GraphQL specification's request errors), so an enum
+    value that does not exist is bad input there whoever asks; REST checks the caller first."""
+    for transport, code in (
+        (GraphQLTransport(served.client), "BAD_USER_INPUT"),
+        (RestTransport(served.client), "UNAUTHENTICATED"),
+    ):
+        async with rolled_back(served.database):
+            assert (await transport.list_jobs(None, 10, status="LOST")).code == code
+            assert (await transport.job_results(None, world.jobs["done"].id, "LOST")).code == code

@@ -23,15 +23,20 @@ async def test_many_callers_are_checked_in_three_queries_each_as_if_alone(databa
     fine, logged_out, deactivated, keyed, revoked_key = [await make_user(database) for _ in range(5)]
     later = utcnow() + timedelta(hours=1)
     async with database.session() as session:
-        started = [await sessions.start(session, settings, user) for user in (fine, logged_out, deactivated)]
-        families = [(await sessions.find(session, s.refresh_token)).family_id for s in started]  # type: ignore[union-attr]
-        await sessions.revoke_family(session, families[1])
+        started = [
+            await sessions.start(session, settings=settings, user=user)
+            for user in (fine, logged_out, deactivated)
+        ]
+        families = [(await sessions.find(session, refresh_token=s.refresh_token)).family_id for s in started]  # type: ignore[union-attr]
+        await sessions.revoke_family(session, family_id=families[1])
         await session.execute(update(User).where(User.id == deactivated.id).values(is_active=False))
         keys = [
-            await api_keys.create_api_key(session, Caller(user), ApiKeyCreate(name="k", scopes=["fetch"]))
+            await api_keys.create_api_key(
+                session, actor=Caller(user), data=ApiKeyCreate(name="k", scopes=["fetch"])
+            )
             for user in (keyed, revoked_key)
         ]
-        await api_keys.revoke_api_key(session, Caller(revoked_key), keys[1].key.id)
+        await api_keys.revoke_api_key(session, actor=Caller(revoked_key), key_id=keys[1].key.id)
 
     def signed(n: int) -> Caller:
         return Caller(started[n].user, session_id=families[n], expires_at=later)
@@ -46,7 +51,7 @@ async def test_many_callers_are_checked_in_three_queries_each_as_if_alone(databa
     ]
     async with database.session() as session:
         with statements(database.engine) as sent:
-            checked = await auth.recheck_many(session, callers * 50)
+            checked = await auth.recheck_many(session, callers=callers * 50)
     assert len(sent) == 3
 
     messages = [c.message if isinstance(c, Unauthenticated) else c.user.id for c in checked]
@@ -65,7 +70,7 @@ async def test_many_callers_are_checked_in_three_queries_each_as_if_alone(databa
     for caller, outcome in zip(callers, checked, strict=False):
         async with database.session() as session:
             try:
-                alone: Caller | Unauthenticated = await auth.recheck(session, caller)
+                alone: Caller | Unauthenticated = await auth.recheck(session, caller=caller)
             except Unauthenticated as refused:
                 alone = refused
         assert type(alone) is type(outcome)

@@ -245,7 +245,7 @@ async def test_a_subscriber_that_falls_behind_is_cut_off(serve: Serve, live_data
         async with live_database.session() as session:  # three events in one commit: one burst
             for n in range(3):
                 await users.create_user(
-                    session, UserCreate(email=f"burst-{n}@example.com", password=PASSWORD)
+                    session, data=UserCreate(email=f"burst-{n}@example.com", password=PASSWORD)
                 )
         messages = [await asyncio.wait_for(ws.receive(), 5)]
         while messages[-1]["type"] != "complete":

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import httpx2
 
-from api.ids import from_global_id, to_global_id
+from api.ids import NodeType, from_global_id, to_global_id
 from tests.shapes import (
     common_api_key,
     common_job,
@@ -93,8 +93,8 @@ def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _global(type_name: str, key: Id) -> str:
-    return key if isinstance(key, str) else to_global_id(type_name, key)
+def _global(node_type: NodeType, key: Id) -> str:
+    return key if isinstance(key, str) else to_global_id(node_type, key)
 
 
 def _uuid(key: Id) -> str:
@@ -140,7 +140,9 @@ class GraphQLTransport:
 
     async def get_user(self, token: str | None, user_id: Id) -> Outcome:
         query = f"query($id: ID!) {{ user(id: $id) {{ {USER_FIELDS} }} }}"
-        return _shaped(await self._run(token, query, {"id": _global("User", user_id)}, "user"), common_user)
+        return _shaped(
+            await self._run(token, query, {"id": _global(NodeType.USER, user_id)}, "user"), common_user
+        )
 
     async def list_users(self, token: str | None, limit: int, search: str | None = None) -> Outcome:
         query = (
@@ -156,12 +158,12 @@ class GraphQLTransport:
 
     async def update_user(self, token: str | None, user_id: Id, data: dict[str, Any]) -> Outcome:
         query = f"mutation($id: ID!, $i: UpdateUserInput!) {{ updateUser(id: $id, input: $i) {{ {USER_FIELDS} }} }}"
-        variables = {"id": _global("User", user_id), "i": {_camel(k): v for k, v in data.items()}}
+        variables = {"id": _global(NodeType.USER, user_id), "i": {_camel(k): v for k, v in data.items()}}
         return _shaped(await self._run(token, query, variables, "updateUser"), common_user)
 
     async def delete_user(self, token: str | None, user_id: Id) -> Outcome:
         query = "mutation($id: ID!) { deleteUser(id: $id) }"
-        return await self._run(token, query, {"id": _global("User", user_id)}, "deleteUser")
+        return await self._run(token, query, {"id": _global(NodeType.USER, user_id)}, "deleteUser")
 
     # auth
 
@@ -206,7 +208,7 @@ class GraphQLTransport:
 
     async def revoke_api_key(self, token: str | None, key_id: Id) -> Outcome:
         query = "mutation($id: ID!) { revokeApiKey(id: $id) }"
-        return await self._run(token, query, {"id": _global("ApiKey", key_id)}, "revokeApiKey")
+        return await self._run(token, query, {"id": _global(NodeType.API_KEY, key_id)}, "revokeApiKey")
 
     # fetch
 
@@ -240,7 +242,7 @@ class GraphQLTransport:
     async def get_job(self, token: str | None, job_id: Id) -> Outcome:
         query = f"query($id: ID!) {{ fetchJob(id: $id) {{ {JOB_FIELDS} }} }}"
         return _shaped(
-            await self._run(token, query, {"id": _global("FetchJob", job_id)}, "fetchJob"), common_job
+            await self._run(token, query, {"id": _global(NodeType.FETCH_JOB, job_id)}, "fetchJob"), common_job
         )
 
     async def list_jobs(
@@ -262,7 +264,7 @@ class GraphQLTransport:
 
     async def cancel_job(self, token: str | None, job_id: Id) -> Outcome:
         query = f"mutation($id: ID!) {{ cancelFetchJob(id: $id) {{ {JOB_FIELDS} }} }}"
-        outcome = await self._run(token, query, {"id": _global("FetchJob", job_id)}, "cancelFetchJob")
+        outcome = await self._run(token, query, {"id": _global(NodeType.FETCH_JOB, job_id)}, "cancelFetchJob")
         return _shaped(outcome, common_job)
 
     async def job_results(self, token: str | None, job_id: Id, outcome: str | None = None) -> Outcome:
@@ -270,7 +272,9 @@ class GraphQLTransport:
             "query($id: ID!, $o: FetchOutcome) { fetchJob(id: $id) "
             f"{{ results(outcome: $o) {{ {RESULT_FIELDS} }} }} }}"
         )
-        found = await self._run(token, query, {"id": _global("FetchJob", job_id), "o": outcome}, "fetchJob")
+        found = await self._run(
+            token, query, {"id": _global(NodeType.FETCH_JOB, job_id), "o": outcome}, "fetchJob"
+        )
         return _shaped(found, lambda d: [common_result(r) for r in d["results"]])
 
 

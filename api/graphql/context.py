@@ -66,7 +66,8 @@ async def get_context(
     service the REST routes use."""
     common: dict[str, Any] = {
         "settings": settings,
-        "attempt": auth.Attempt(limiter, client),
+        "limiter": limiter,
+        "client": client,
         "fetcher": fetcher,
         "jobs": jobs,
         "feeds": feeds,
@@ -75,7 +76,7 @@ async def get_context(
         return SocketContext(database=database, handshake={"bearer": bearer, "api_key": api_key}, **common)
     caller, refusal = None, None
     try:
-        caller = await auth.identify(session, settings, bearer=bearer, api_key=api_key)
+        caller = await auth.identify(session, settings=settings, bearer=bearer, api_key=api_key)
     except Unauthenticated as exc:
         refusal = exc
     return Context(session=session, caller=caller, refusal=refusal, **common)

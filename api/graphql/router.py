@@ -71,7 +71,9 @@ class GraphQLApp(GraphQLRouter[Context, None]):
                 return NO_PAYLOAD
             # An API key's use may be written down (``last_used_at``); a token only reads.
             async with context.database.session(read_only=api_key is None) as session:
-                caller = await auth.identify(session, context.settings, bearer=bearer, api_key=api_key)
+                caller = await auth.identify(
+                    session, settings=context.settings, bearer=bearer, api_key=api_key
+                )
         except Unauthenticated as exc:
             raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None
         context.sign_in(caller)

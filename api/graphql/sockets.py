@@ -138,7 +138,7 @@ class _Policy:
             return True
         try:
             async with self.socket.database.session(read_only=True) as session:
-                self.socket.sign_in(await auth.recheck(session, caller))
+                self.socket.sign_in(await auth.recheck(session, caller=caller))
         except Unauthenticated as exc:
             await self.close(FORBIDDEN, exc.message)
             return False

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from api.db import models
 from api.deps import CurrentCaller, SessionDep
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 from api.rest.pages import ItemPage
 from api.services import api_keys
 from api.services.commands import ApiKeyCreate
@@ -30,7 +30,7 @@ class ApiKeyOut(BaseModel):
     def from_model(cls, row: models.ApiKey) -> Self:
         return cls(
             id=row.id,
-            node_id=to_global_id("ApiKey", row.id),
+            node_id=to_global_id(NodeType.API_KEY, row.id),
             name=row.name,
             prefix=row.prefix,
             scopes=list(row.scopes),
@@ -47,18 +47,18 @@ class NewApiKeyOut(BaseModel):
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_api_key(body: ApiKeyCreate, caller: CurrentCaller, session: SessionDep) -> NewApiKeyOut:
     """Create a key; its secret is in this answer only (send it as ``X-API-Key``)."""
-    new = await api_keys.create_api_key(session, caller, body)
+    new = await api_keys.create_api_key(session, actor=caller, data=body)
     return NewApiKeyOut(api_key=ApiKeyOut.from_model(new.key), secret=new.secret)
 
 
 @router.get("")
 async def list_api_keys(caller: CurrentCaller, session: SessionDep) -> ItemPage[ApiKeyOut]:
     """The caller's keys, oldest first (all of them: an account holds at most 50)."""
-    keys = await api_keys.list_api_keys(session, caller)
+    keys = await api_keys.list_api_keys(session, actor=caller)
     return ItemPage(items=[ApiKeyOut.from_model(k) for k in keys], next_cursor=None)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_api_key(key_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> None:
     """Revoke one of the caller's keys: it stops working at once."""
-    await api_keys.revoke_api_key(session, caller, key_id)
+    await api_keys.revoke_api_key(session, actor=caller, key_id=key_id)

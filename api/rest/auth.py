@@ -84,7 +84,9 @@ async def token(
         if not refresh_token:
             return _oauth_error("invalid_request", "refresh_token is required.")
         try:
-            return _token_response(await auth.refresh(session, settings, refresh_token))
+            return _token_response(
+                await auth.refresh(session, settings=settings, refresh_token=refresh_token)
+            )
         except Unauthenticated as exc:  # answered normally, so a reuse's revocation is committed
             return _oauth_error("invalid_grant", exc.message)
     if grant_type not in (None, "password"):
@@ -93,7 +95,9 @@ async def token(
         return _oauth_error("invalid_request", "username and password are required.")
     try:
         attempt = auth.Attempt(limiter, client)
-        signed_in = await auth.login(session, settings, attempt, username, password, scopes=requested)
+        signed_in = await auth.login(
+            session, settings=settings, attempt=attempt, email=username, password=password, scopes=requested
+        )
     except Unauthenticated as exc:
         return _oauth_error("invalid_grant", exc.message)
     except ScopeNotGranted as exc:
@@ -104,10 +108,10 @@ async def token(
 @router.post("/refresh", response_model=TokenOut, responses=PROBLEM_RESPONSES)
 async def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> JSONResponse:
     """A new token pair for a refresh token, which is spent; reusing a spent one ends its session."""
-    return _token_response(await auth.refresh(session, settings, body.refresh_token))
+    return _token_response(await auth.refresh(session, settings=settings, refresh_token=body.refresh_token))
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEM_RESPONSES)
 async def logout(body: RefreshIn, session: SessionDep) -> None:
     """End the session of a refresh token (also when the token is unknown)."""
-    await auth.logout(session, body.refresh_token)
+    await auth.logout(session, refresh_token=body.refresh_token)

@@ -86,7 +86,7 @@ async def job_events(
         if not last_event_id.isdigit():
             raise InvalidInput({"last_event_id": ["Must be the id of an event of this stream."]})
         after = int(last_event_id)
-    updates = await live.job_events(feeds, caller, job_id, after=after, session=session)
+    updates = await live.job_events(feeds, caller=caller, job_id=job_id, after=after, session=session)
     return StreamingResponse(
         _stream(updates, settings.sse_heartbeat),
         media_type=EVENT_STREAM,

@@ -67,7 +67,7 @@ async def export_csv(
     job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep, database: DatabaseDep
 ) -> StreamingResponse:
     """The job's results as CSV, one row per URL in URL order, with a header row."""
-    job = await fetch_jobs.get_job(session, caller, job_id)
+    job = await fetch_jobs.get_job(session, actor=caller, job_id=job_id)
     header = ",".join(COLUMNS) + "\r\n"
     return _export(database, job.id, "text/csv; charset=utf-8", "csv", _csv_lines, header)
 
@@ -81,5 +81,5 @@ async def export_ndjson(
     job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep, database: DatabaseDep
 ) -> StreamingResponse:
     """The job's results as newline-delimited JSON, one object per URL in URL order."""
-    job = await fetch_jobs.get_job(session, caller, job_id)
+    job = await fetch_jobs.get_job(session, actor=caller, job_id=job_id)
     return _export(database, job.id, "application/x-ndjson", "ndjson", _ndjson_lines)

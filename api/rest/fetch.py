@@ -13,7 +13,7 @@ from api.db.models import Outcome
 from api.deps import BodyReadFirst, CurrentCaller, FetcherDep, JobsDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import InvalidInput
 from api.fetcher import Result
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 from api.rest.pages import ItemPage, page_response
 from api.services import fetch, fetch_jobs
 from api.services.commands import FetchJobCreate, build
@@ -56,7 +56,7 @@ class FetchJobOut(BaseModel):
     def from_model(cls, row: models.FetchJob) -> Self:
         return cls(
             id=row.id,
-            node_id=to_global_id("FetchJob", row.id),
+            node_id=to_global_id(NodeType.FETCH_JOB, row.id),
             owner_id=row.owner_id,
             status=row.status,
             total=row.total,
@@ -70,15 +70,18 @@ class FetchJobOut(BaseModel):
 
 @router.get("/fetch")
 async def fetch_now(
-    urls: Annotated[list[str], Query(description="A URL to fetch; repeat for more (1 to 100).")],
     caller: CurrentCaller,
     session: SessionDep,
     settings: SettingsDep,
     limiter: LimiterDep,
     fetcher: FetcherDep,
+    # Not required here: the service refuses an empty list, after it has checked the caller's scopes.
+    urls: Annotated[list[str], Query(description="A URL to fetch; repeat for more (1 to 100).")] = [],  # noqa: B006 (FastAPI copies a default per request)
 ) -> ItemPage[FetchResultOut]:
     """Fetch the URLs now and answer when every result is in (nothing is stored)."""
-    results = await fetch.fetch_now(session, settings, limiter, fetcher, caller, urls)
+    results = await fetch.fetch_now(
+        session, settings=settings, limiter=limiter, fetcher=fetcher, actor=caller, urls=urls
+    )
     return ItemPage(items=[FetchResultOut.from_result(r) for r in results], next_cursor=None)
 
 
@@ -120,7 +123,9 @@ async def start_job(
         )
     else:
         urls, field = build(FetchJobCreate, await _json(request)).urls, "urls"
-    job = await fetch_jobs.start_job(session, settings, limiter, jobs, caller, urls, field=field)
+    job = await fetch_jobs.start_job(
+        session, settings=settings, limiter=limiter, control=jobs, actor=caller, urls=urls, field=field
+    )
     response.headers["Location"] = str(request.url_for("read_job", job_id=job.id))
     return FetchJobOut.from_model(job)
 
@@ -152,21 +157,23 @@ async def list_jobs(
     status: models.JobStatus | None = None,
 ) -> ItemPage[FetchJobOut]:
     """The caller's jobs, oldest first, optionally those in one status."""
-    page = await fetch_jobs.list_jobs(session, caller, PageRequest(first=limit, after=cursor), status=status)
+    page = await fetch_jobs.list_jobs(
+        session, actor=caller, page=PageRequest(first=limit, after=cursor), status=status
+    )
     return page_response(request, response, page, FetchJobOut.from_model)
 
 
 @router.get("/fetch-jobs/{job_id}")
 async def read_job(job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> FetchJobOut:
     """One of the caller's jobs (any, for an admin)."""
-    return FetchJobOut.from_model(await fetch_jobs.get_job(session, caller, job_id))
+    return FetchJobOut.from_model(await fetch_jobs.get_job(session, actor=caller, job_id=job_id))
 
 
 @router.delete("/fetch-jobs/{job_id}")
 async def cancel_job(job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> FetchJobOut:
     """Cancel a job: its fetches in flight stop, and the URLs not fetched get ``CANCELLED`` results.
     The job stays, with the results it has; the answer is the job as it now stands."""
-    return FetchJobOut.from_model(await fetch_jobs.cancel_job(session, caller, job_id))
+    return FetchJobOut.from_model(await fetch_jobs.cancel_job(session, actor=caller, job_id=job_id))
 
 
 @router.get("/fetch-jobs/{job_id}/results")
@@ -174,5 +181,5 @@ async def job_results(
     job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep, outcome: Outcome | None = None
 ) -> ItemPage[FetchResultOut]:
     """The job's results so far, in URL order (at most 100: a job holds no more URLs)."""
-    rows = await fetch_jobs.job_results(session, caller, job_id, outcome=outcome)
+    rows = await fetch_jobs.job_results(session, actor=caller, job_id=job_id, outcome=outcome)
     return ItemPage(items=[FetchResultOut.from_result(row) for row in rows], next_cursor=None)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from api.db import models
 from api.deps import ClientAddressDep, CurrentCaller, LimiterDep, SessionDep, SettingsDep
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 from api.rest.pages import ItemPage, page_response
 from api.services import auth, users
 from api.services.commands import (
@@ -38,7 +38,7 @@ class UserOut(BaseModel):
     def from_model(cls, row: models.User) -> Self:
         return cls(
             id=row.id,
-            node_id=to_global_id("User", row.id),
+            node_id=to_global_id(NodeType.USER, row.id),
             email=row.email,
             display_name=row.display_name,
             is_active=row.is_active,
@@ -59,7 +59,7 @@ async def register(
     response: Response,
 ) -> UserOut:
     """Register an account; sign in with ``POST /api/v1/auth/token``."""
-    user = await auth.sign_up(session, settings, auth.Attempt(limiter, client), body)
+    user = await auth.sign_up(session, settings=settings, attempt=auth.Attempt(limiter, client), data=body)
     response.headers["Location"] = str(request.url_for("read_user", user_id=user.id))
     return UserOut.from_model(user)
 
@@ -67,19 +67,19 @@ async def register(
 @router.get("/me")
 async def read_me(caller: CurrentCaller) -> UserOut:
     """The signed-in user."""
-    return UserOut.from_model(users.me(caller))
+    return UserOut.from_model(users.me(actor=caller))
 
 
 @router.patch("/me")
 async def update_me(body: UserSelfUpdate, caller: CurrentCaller, session: SessionDep) -> UserOut:
     """Change one's own email or display name; fields left out stay as they are."""
-    return UserOut.from_model(await users.update_me(session, caller, body))
+    return UserOut.from_model(await users.update_me(session, actor=caller, data=body))
 
 
 @router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)
 async def change_password(body: PasswordChange, caller: CurrentCaller, session: SessionDep) -> None:
     """Set a new password (the current one is required); every other session of the account ends."""
-    await auth.change_password(session, caller, body)
+    await auth.change_password(session, actor=caller, data=body)
 
 
 @router.get("")
@@ -93,14 +93,16 @@ async def list_users(
     search: str | None = None,
 ) -> ItemPage[UserOut]:
     """Every account, oldest first (admin); follow ``next_cursor`` or the ``Link`` header."""
-    page = await users.list_users(session, caller, PageRequest(first=limit, after=cursor), search=search)
+    page = await users.list_users(
+        session, actor=caller, page=PageRequest(first=limit, after=cursor), search=search
+    )
     return page_response(request, response, page, UserOut.from_model)
 
 
 @router.get("/{user_id}")
 async def read_user(user_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> UserOut:
     """Oneself, or anyone for an admin."""
-    return UserOut.from_model(await users.get_user(session, caller, user_id))
+    return UserOut.from_model(await users.get_user(session, actor=caller, user_id=user_id))
 
 
 @router.patch("/{user_id}")
@@ -108,7 +110,7 @@ async def update_user(
     user_id: uuid.UUID, body: UserAdminUpdate, caller: CurrentCaller, session: SessionDep
 ) -> UserOut:
     """Change some of an account's fields (admin)."""
-    return UserOut.from_model(await users.update_user(session, caller, user_id, body))
+    return UserOut.from_model(await users.update_user(session, actor=caller, user_id=user_id, data=body))
 
 
 @router.put("/{user_id}")
@@ -116,10 +118,10 @@ async def replace_user(
     user_id: uuid.UUID, body: UserReplace, caller: CurrentCaller, session: SessionDep
 ) -> UserOut:
     """Set all of an account's admin-managed fields at once (admin)."""
-    return UserOut.from_model(await users.update_user(session, caller, user_id, body))
+    return UserOut.from_model(await users.update_user(session, actor=caller, user_id=user_id, data=body))
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_user(user_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> None:
     """Delete one's own account, or any (admin)."""
-    await users.delete_user(session, caller, user_id)
+    await users.delete_user(session, actor=caller, user_id=user_id)

@@ -29,9 +29,9 @@ class NewApiKey:
     secret: str  # shown to its owner once, never stored
 
 
-async def create_api_key(session: AsyncSession, actor: Caller | None, data: ApiKeyCreate) -> NewApiKey:
+async def create_api_key(session: AsyncSession, *, actor: Caller | None, data: ApiKeyCreate) -> NewApiKey:
     """A new key of the caller's (signed in with a password). The ``admin`` scope needs an admin."""
-    user = require_password_session(actor)
+    user = require_password_session(actor).user
     if "admin" in data.scopes and not user.is_admin:
         raise InvalidInput({"scopes": ["The admin scope is for administrators."]})
     count = await session.scalar(select(func.count()).where(ApiKey.user_id == user.id))
@@ -50,31 +50,31 @@ async def create_api_key(session: AsyncSession, actor: Caller | None, data: ApiK
     return NewApiKey(key=key, secret=secret)
 
 
-async def list_api_keys(session: AsyncSession, actor: Caller | None) -> Sequence[ApiKey]:
+async def list_api_keys(session: AsyncSession, *, actor: Caller | None) -> Sequence[ApiKey]:
     """The caller's keys, oldest first."""
-    user = require_password_session(actor)
+    user = require_password_session(actor).user
     return (await session.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id))).all()
 
 
-async def get_api_key(session: AsyncSession, actor: Caller | None, key_id: uuid.UUID) -> ApiKey:
+async def get_api_key(session: AsyncSession, *, actor: Caller | None, key_id: uuid.UUID) -> ApiKey:
     """One of the caller's keys; anybody else's is ``NotFound``, exactly like a key that is not."""
-    user = require_password_session(actor)
+    user = require_password_session(actor).user
     key = await session.get(ApiKey, key_id)
     if key is None or key.user_id != user.id:
         raise NotFound("No such API key.")
     return key
 
 
-async def revoke_api_key(session: AsyncSession, actor: Caller | None, key_id: uuid.UUID) -> None:
-    await session.delete(await get_api_key(session, actor, key_id))
+async def revoke_api_key(session: AsyncSession, *, actor: Caller | None, key_id: uuid.UUID) -> None:
+    await session.delete(await get_api_key(session, actor=actor, key_id=key_id))
     await session.flush()
 
 
-async def caller_for_api_key(session: AsyncSession, secret: str) -> Caller:
+async def caller_for_api_key(session: AsyncSession, *, secret: str) -> Caller:
     """Whom a key speaks for, with its scopes; an unknown or revoked key, or one whose account is
     gone or deactivated, is ``Unauthenticated``."""
     key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == secret_digest(secret)))
-    user = await users.get_active(session, key.user_id) if key is not None else None
+    user = await users.get_active(session, user_id=key.user_id) if key is not None else None
     if key is None or user is None:
         raise Unauthenticated("Invalid API key.")
     now = utcnow()
@@ -84,6 +84,6 @@ async def caller_for_api_key(session: AsyncSession, secret: str) -> Caller:
     return Caller(user=user, scopes=frozenset(key.scopes), api_key_id=key.id)
 
 
-async def existing(session: AsyncSession, key_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+async def existing(session: AsyncSession, *, key_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
     """The keys among ``key_ids`` still there (revoking one deletes it), in one query."""
     return set(await session.scalars(select(ApiKey.id).where(ApiKey.id.in_(key_ids))))

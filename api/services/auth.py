@@ -30,11 +30,11 @@ class Attempt:
 
 async def login(
     session: AsyncSession,
+    *,
     settings: Settings,
     attempt: Attempt,
     email: str,
     password: str,
-    *,
     scopes: Collection[str] = (),
 ) -> Session:
     """Raises ``InvalidCredentials`` alike for an unknown email, a wrong password or a closed account,
@@ -46,107 +46,112 @@ async def login(
         (f"login:account:{email.strip().lower()}", Limit(settings.rate_limit_login_per_account, window)),
         (f"login:address:{attempt.client}", Limit(settings.rate_limit_login_per_address, window)),
     )
-    user = await users.authenticate(session, email, password)
+    user = await users.authenticate(session, email=email, password=password)
     if set(scopes) - granted_scopes(user):
         raise ScopeNotGranted("The admin scope is for administrators.")
-    return await sessions.start(session, settings, user)
+    return await sessions.start(session, settings=settings, user=user)
 
 
-async def sign_up(session: AsyncSession, settings: Settings, attempt: Attempt, data: UserCreate) -> User:
+async def sign_up(session: AsyncSession, *, settings: Settings, attempt: Attempt, data: UserCreate) -> User:
     """Create an account; ``RateLimited`` past the sign-ups allowed per client address."""
     limit = Limit(settings.rate_limit_register_per_address, settings.rate_limit_register_window)
     await throttle(attempt.limiter, (f"register:address:{attempt.client}", limit))
-    return await users.create_user(session, data)
+    return await users.create_user(session, data=data)
 
 
-async def register(session: AsyncSession, settings: Settings, attempt: Attempt, data: UserCreate) -> Session:
+async def register(
+    session: AsyncSession, *, settings: Settings, attempt: Attempt, data: UserCreate
+) -> Session:
     """Create an account (``sign_up``) and sign it in."""
-    return await sessions.start(session, settings, await sign_up(session, settings, attempt, data))
+    return await sessions.start(
+        session, settings=settings, user=await sign_up(session, settings=settings, attempt=attempt, data=data)
+    )
 
 
-async def refresh(session: AsyncSession, settings: Settings, refresh_token: str) -> Session:
+async def refresh(session: AsyncSession, *, settings: Settings, refresh_token: str) -> Session:
     """Exchange a refresh token for a new pair; the old one is spent. A spent token presented again
     revokes its whole family (``RefreshTokenReused``, whose revocation is committed)."""
-    token = await sessions.find(session, refresh_token, for_update=True)
+    token = await sessions.find(session, refresh_token=refresh_token, for_update=True)
     if token is None or token.expires_at <= utcnow():
         raise Unauthenticated(INVALID_REFRESH)
     if token.revoked_at is not None:
         if token.replaced_by is not None:
-            await sessions.revoke_family(session, token.family_id)
+            await sessions.revoke_family(session, family_id=token.family_id)
             raise RefreshTokenReused(INVALID_REFRESH)
         raise Unauthenticated(INVALID_REFRESH)
-    user = await users.get_active(session, token.user_id)
+    user = await users.get_active(session, user_id=token.user_id)
     if user is None:
         raise Unauthenticated(INVALID_REFRESH)
-    return await sessions.start(session, settings, user, replacing=token)
+    return await sessions.start(session, settings=settings, user=user, replacing=token)
 
 
-async def logout(session: AsyncSession, refresh_token: str) -> None:
+async def logout(session: AsyncSession, *, refresh_token: str) -> None:
     """End the session the token belongs to. An unknown token is not an error: the outcome the
     caller wants (that token no longer works) holds either way."""
-    token = await sessions.find(session, refresh_token)
+    token = await sessions.find(session, refresh_token=refresh_token)
     if token is not None:
-        await sessions.revoke_family(session, token.family_id)
+        await sessions.revoke_family(session, family_id=token.family_id)
 
 
-async def change_password(session: AsyncSession, actor: Caller | None, data: PasswordChange) -> None:
+async def change_password(session: AsyncSession, *, actor: Caller | None, data: PasswordChange) -> None:
     """Set a new password after checking the current one; every other session of the account ends
     (the caller's own goes on)."""
-    user = require_password_session(actor)
+    caller = require_password_session(actor)
+    user = caller.user
     if not await verify_password(data.current_password, user.password_hash):
         raise InvalidInput({"current_password": ["This is not the current password."]})
     user.password_hash = await hash_password(data.new_password)
-    await sessions.revoke_all(session, user.id, keep=actor.session_id if actor else None)
+    await sessions.revoke_all(session, user_id=user.id, keep=caller.session_id)
     await session.flush()
 
 
 async def identify(
-    session: AsyncSession, settings: Settings, *, bearer: str | None, api_key: str | None
+    session: AsyncSession, *, settings: Settings, bearer: str | None, api_key: str | None
 ) -> Caller | None:
     """The caller behind a request's credentials (an access token, else an API key); ``None``
     without any. Credentials that do not check out are ``Unauthenticated``."""
     if bearer is not None:
-        return await caller_for_token(session, settings, bearer)
+        return await caller_for_token(session, settings=settings, token=bearer)
     if api_key is not None:
-        return await api_keys.caller_for_api_key(session, api_key)
+        return await api_keys.caller_for_api_key(session, secret=api_key)
     return None
 
 
-async def caller_for_token(session: AsyncSession, settings: Settings, token: str) -> Caller:
+async def caller_for_token(session: AsyncSession, *, settings: Settings, token: str) -> Caller:
     """Whom an access token speaks for. A token that does not check out, or whose account is gone
     or deactivated, is ``Unauthenticated``: bad credentials are refused, never taken as none."""
     try:
         claims = decode_access_token(settings, token)
     except InvalidToken:
         raise Unauthenticated(INVALID_ACCESS) from None
-    user = await users.get_active(session, claims.user_id)
+    user = await users.get_active(session, user_id=claims.user_id)
     if user is None:
         raise Unauthenticated(INVALID_ACCESS)
     return Caller(user=user, session_id=claims.session_id, expires_at=claims.expires_at)
 
 
-async def recheck(session: AsyncSession, caller: Caller) -> Caller:
+async def recheck(session: AsyncSession, *, caller: Caller) -> Caller:
     """``caller`` as of now, for a stream that outlives the request that signed it in (a socket).
 
     ``Unauthenticated`` once the access token has run out, the account is gone or deactivated, the
     sign-in session has ended (logout, password change) or the API key was revoked; otherwise the
     caller with the account's current row (an administrator demoted meanwhile is one no more).
     """
-    checked = (await recheck_many(session, [caller]))[0]
+    checked = (await recheck_many(session, callers=[caller]))[0]
     if isinstance(checked, Unauthenticated):
         raise checked
     return checked
 
 
-async def recheck_many(session: AsyncSession, callers: Sequence[Caller]) -> list[Caller | Unauthenticated]:
+async def recheck_many(session: AsyncSession, *, callers: Sequence[Caller]) -> list[Caller | Unauthenticated]:
     """``recheck`` for many callers at once, in three queries whatever their number (an event reaching
     a thousand subscribers): each caller as of now, or the refusal it would raise."""
     now = utcnow()
-    accounts = await users.active_among(session, {c.user.id for c in callers})
+    accounts = await users.active_among(session, user_ids={c.user.id for c in callers})
     families = {c.session_id for c in callers if c.session_id is not None}
-    live = await sessions.live_among(session, families) if families else set()
+    live = await sessions.live_among(session, family_ids=families) if families else set()
     keys = {c.api_key_id for c in callers if c.api_key_id is not None}
-    kept = await api_keys.existing(session, keys) if keys else set()
+    kept = await api_keys.existing(session, key_ids=keys) if keys else set()
 
     def one(caller: Caller) -> Caller | Unauthenticated:
         user = accounts.get(caller.user.id)

@@ -38,28 +38,28 @@ def acts_as_admin(caller: Caller | None) -> bool:
     return caller is not None and caller.user.is_admin and caller.allows("admin")
 
 
-def require(caller: Caller | None, *scopes: str) -> User:
-    """The calling account, if there is one and its credential carries ``scopes``."""
+def require(caller: Caller | None, *scopes: str) -> Caller:
+    """``caller``, once it is known to be someone whose credential carries ``scopes``."""
     if caller is None:
         raise Unauthenticated()
     missing = sorted(scope for scope in scopes if not caller.allows(scope))
     if missing:
         raise Forbidden(f"This API key lacks the scope {', '.join(missing)}.")
-    return caller.user
+    return caller
 
 
-def require_admin(caller: Caller | None, *scopes: str) -> User:
+def require_admin(caller: Caller | None, *scopes: str) -> Caller:
     """An administrator (with the ``admin`` scope too, when calling with an API key)."""
-    user = require(caller, *scopes)
-    if not acts_as_admin(caller):
+    admin = require(caller, *scopes)
+    if not acts_as_admin(admin):
         raise Forbidden("Only an administrator may do this.")
-    return user
+    return admin
 
 
-def require_password_session(caller: Caller | None) -> User:
+def require_password_session(caller: Caller | None) -> Caller:
     """Signed in with a password: managing credentials is not for API keys (a leaked key must not be
     able to mint more keys or change the password)."""
-    user = require(caller)
-    if caller is not None and caller.scopes is not None:
+    signed_in = require(caller)
+    if signed_in.scopes is not None:
         raise Forbidden("Sign in with a password to manage credentials.")
-    return user
+    return signed_in

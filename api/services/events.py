@@ -37,6 +37,7 @@ def owner_topic(owner_id: uuid.UUID) -> str:
 
 async def job_changed(
     session: AsyncSession,
+    *,
     job_id: uuid.UUID,
     owner_id: uuid.UUID,
     status: JobStatus,
@@ -52,7 +53,7 @@ async def job_changed(
         after_commit(session, _TRANSITIONS[status].inc)
 
 
-async def user_changed(session: AsyncSession, kind: UserEventKind, user: User) -> None:
+async def user_changed(session: AsyncSession, *, kind: UserEventKind, user: User) -> None:
     data: dict[str, Any] = {"user": str(user.id), "kind": kind.value}
     if kind is UserEventKind.DELETED:
         data["gone"] = {

@@ -57,6 +57,7 @@ async def count_fetch(settings: Settings, limiter: Limiter, user: User) -> None:
 
 async def fetch_now(
     session: AsyncSession,
+    *,
     settings: Settings,
     limiter: Limiter,
     fetcher: Fetcher,
@@ -68,7 +69,7 @@ async def fetch_now(
     The caller's transaction ends before the fetching starts, and no other begins on its session until
     the results are in (``outside_transaction``).
     """
-    user = require(actor, "fetch")
+    user = require(actor, "fetch").user
     checked = url_list(settings, urls)
     await count_fetch(settings, limiter, user)
     async with outside_transaction(session):

@@ -39,17 +39,17 @@ class JobControl(Protocol):
 
 async def start_job(
     session: AsyncSession,
+    *,
     settings: Settings,
     limiter: Limiter,
     control: JobControl,
     actor: Caller | None,
     urls: Sequence[str],
-    *,
     field: str = "urls",
 ) -> FetchJob:
     """Record a job for ``urls`` and have it run in the background once the caller's transaction
     commits; it starts ``PENDING``."""
-    user = require(actor, "fetch")
+    user = require(actor, "fetch").user
     checked = url_list(settings, urls, field=field)
     await count_fetch(settings, limiter, user)
     job = FetchJob(owner_id=user.id, urls=checked, total=len(checked), status=JobStatus.PENDING)
@@ -62,7 +62,7 @@ async def start_job(
 
 def _viewer(actor: Caller | None) -> tuple[User, bool]:
     """The reader, and whether they see every job (an administrator) or their own only."""
-    return require(actor, "fetch"), acts_as_admin(actor)
+    return require(actor, "fetch").user, acts_as_admin(actor)
 
 
 def sees(actor: Caller | None, job: FetchJob) -> bool:
@@ -78,34 +78,36 @@ def _visible(query: SelectT, actor: Caller | None) -> SelectT:
 
 
 async def get_jobs(
-    session: AsyncSession, actor: Caller | None, job_ids: Sequence[uuid.UUID]
+    session: AsyncSession, *, actor: Caller | None, job_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, FetchJob]:
     """The jobs among ``job_ids`` that ``actor`` may see, in one query."""
     query = _visible(select(FetchJob).where(FetchJob.id.in_(set(job_ids))), actor)
     return {job.id: job for job in await session.scalars(query)}
 
 
-async def get_job(session: AsyncSession, actor: Caller | None, job_id: uuid.UUID) -> FetchJob:
-    job = (await get_jobs(session, actor, [job_id])).get(job_id)
+async def get_job(session: AsyncSession, *, actor: Caller | None, job_id: uuid.UUID) -> FetchJob:
+    job = (await get_jobs(session, actor=actor, job_ids=[job_id])).get(job_id)
     if job is None:
         raise NotFound("No such fetch job.")
     return job
 
 
 async def list_jobs(
-    session: AsyncSession, actor: Caller | None, page: PageRequest, *, status: JobStatus | None = None
+    session: AsyncSession, *, actor: Caller | None, page: PageRequest, status: JobStatus | None = None
 ) -> Page[FetchJob]:
     """The caller's own jobs, oldest first, optionally those in one status."""
     user, _ = _viewer(actor)
-    return (await jobs_of_owners(session, actor, [user.id], page, status=status))[user.id]
+    return (await jobs_of_owners(session, actor=actor, owner_ids=[user.id], page=page, status=status))[
+        user.id
+    ]
 
 
 async def jobs_of_owners(
     session: AsyncSession,
+    *,
     actor: Caller | None,
     owner_ids: Sequence[uuid.UUID],
     page: PageRequest,
-    *,
     status: JobStatus | None = None,
 ) -> dict[uuid.UUID, Page[FetchJob]]:
     """A page of jobs for each owner, in one query however many owners (``User.fetchJobs`` for a
@@ -132,9 +134,9 @@ async def jobs_of_owners(
 
 async def results_of_jobs(
     session: AsyncSession,
+    *,
     actor: Caller | None,
     job_ids: Sequence[uuid.UUID],
-    *,
     outcome: Outcome | None = None,
 ) -> dict[uuid.UUID, list[FetchResult]]:
     """The results so far of each job, in URL order, in one query; a job ``actor`` may not see has
@@ -154,13 +156,13 @@ async def results_of_jobs(
 
 
 async def job_results(
-    session: AsyncSession, actor: Caller | None, job_id: uuid.UUID, *, outcome: Outcome | None = None
+    session: AsyncSession, *, actor: Caller | None, job_id: uuid.UUID, outcome: Outcome | None = None
 ) -> list[FetchResult]:
-    job = await get_job(session, actor, job_id)
-    return (await results_of_jobs(session, actor, [job.id], outcome=outcome))[job.id]
+    job = await get_job(session, actor=actor, job_id=job_id)
+    return (await results_of_jobs(session, actor=actor, job_ids=[job.id], outcome=outcome))[job.id]
 
 
-async def cancel_job(session: AsyncSession, actor: Caller | None, job_id: uuid.UUID) -> FetchJob:
+async def cancel_job(session: AsyncSession, *, actor: Caller | None, job_id: uuid.UUID) -> FetchJob:
     """Cancel a job that has not ended: the URLs not fetched yet get ``CANCELLED`` results and its
     fetches in flight stop (its runner, wherever it runs, hears the CANCELLED event). Cancelling a
     cancelled job changes nothing; one that ended otherwise is a ``Conflict``.
@@ -168,7 +170,7 @@ async def cancel_job(session: AsyncSession, actor: Caller | None, job_id: uuid.U
     The status changes first, in one conditional update: it locks the job's row, so a result being
     written at the same moment either lands before (and is kept) or finds the job cancelled.
     """
-    job = await get_job(session, actor, job_id)
+    job = await get_job(session, actor=actor, job_id=job_id)
     now = utcnow()
     claimed = await session.execute(
         update(FetchJob)

@@ -29,7 +29,7 @@ class Claim:
     remaining: list[tuple[int, str]]  # (position, url) not fetched yet
 
 
-async def claim(session: AsyncSession, job_id: uuid.UUID, *, lease: float, max_attempts: int) -> Claim | None:
+async def claim(session: AsyncSession, *, job_id: uuid.UUID, lease: float, max_attempts: int) -> Claim | None:
     """Take the job for this process, if it is pending, or running with no live lease. ``None``
     when somebody else has it, it has ended, or it was interrupted too often (then it is failed)."""
     now = utcnow()
@@ -57,14 +57,18 @@ async def claim(session: AsyncSession, job_id: uuid.UUID, *, lease: float, max_a
             "it was not started again."
         )
         await session.flush()
-        await events.job_changed(session, job.id, job.owner_id, job.status, job.completed)
+        await events.job_changed(
+            session, job_id=job.id, owner_id=job.owner_id, status=job.status, completed=job.completed
+        )
         return None
     if job.started_at is None:
         job.started_at = now
     done = set(await session.scalars(select(FetchResult.position).where(FetchResult.job_id == job_id)))
     await session.flush()
     remaining = [(position, url) for position, url in enumerate(job.urls) if position not in done]
-    await events.job_changed(session, job.id, job.owner_id, job.status, job.completed)
+    await events.job_changed(
+        session, job_id=job.id, owner_id=job.owner_id, status=job.status, completed=job.completed
+    )
     return Claim(job_id, job.owner_id, job.attempts, remaining)
 
 
@@ -76,7 +80,7 @@ def _ours(claim: Claim) -> tuple[object, ...]:
     )
 
 
-async def record(session: AsyncSession, claim: Claim, result: Result, *, lease: float) -> bool:
+async def record(session: AsyncSession, *, claim: Claim, result: Result, lease: float) -> bool:
     """Write one result and count it (renewing the lease); ``False``, writing nothing, when the job
     is no longer this runner's to write (cancelled, or taken over)."""
     completed = await session.scalar(
@@ -106,12 +110,17 @@ async def record(session: AsyncSession, claim: Claim, result: Result, *, lease: 
     )
     await session.flush()
     await events.job_changed(
-        session, claim.job_id, claim.owner_id, JobStatus.RUNNING, completed, result.position
+        session,
+        job_id=claim.job_id,
+        owner_id=claim.owner_id,
+        status=JobStatus.RUNNING,
+        completed=completed,
+        position=result.position,
     )
     return True
 
 
-async def renew(session: AsyncSession, claim: Claim, *, lease: float) -> bool:
+async def renew(session: AsyncSession, *, claim: Claim, lease: float) -> bool:
     """Extend the lease; ``False`` when the job is no longer this runner's."""
     renewed = await session.execute(
         update(FetchJob)
@@ -123,7 +132,7 @@ async def renew(session: AsyncSession, claim: Claim, *, lease: float) -> bool:
 
 
 async def finish(
-    session: AsyncSession, claim: Claim, status: JobStatus = JobStatus.DONE, error: str | None = None
+    session: AsyncSession, *, claim: Claim, status: JobStatus = JobStatus.DONE, error: str | None = None
 ) -> None:
     """End the job: ``DONE`` when every result is in, or ``FAILED`` with the reason."""
     completed = await session.scalar(
@@ -134,10 +143,12 @@ async def finish(
         .execution_options(synchronize_session=False)
     )
     if completed is not None:
-        await events.job_changed(session, claim.job_id, claim.owner_id, status, completed)
+        await events.job_changed(
+            session, job_id=claim.job_id, owner_id=claim.owner_id, status=status, completed=completed
+        )
 
 
-async def release(session: AsyncSession, claim: Claim) -> None:
+async def release(session: AsyncSession, *, claim: Claim) -> None:
     """Give the job back on a clean shutdown, for the next start (or another process) to go on with
     at once. The attempt is handed back too: only an interruption without notice counts."""
     await session.execute(

@@ -82,9 +82,9 @@ class UserUpdate:
 
 async def job_events(
     feeds: Feeds,
+    *,
     caller: Caller | None,
     job_id: uuid.UUID,
-    *,
     after: int | None = None,
     session: AsyncSession | None = None,
 ) -> AsyncGenerator[JobUpdate, None]:
@@ -95,8 +95,7 @@ async def job_events(
     raised here, before the stream starts. The state is read in ``session`` when the caller has one
     open (a request's: on SQLite, a second transaction beside it would wait for its lock).
     """
-    require(caller, "fetch")
-    assert caller is not None
+    caller = require(caller, "fetch")
     subscription = feeds.bus.subscribe(job_topic(job_id), maxsize=feeds.queue_size)
     try:
         if session is None:
@@ -134,13 +133,13 @@ async def _job_stream(
                 return
 
 
-async def my_job_events(feeds: Feeds, caller: Caller | None) -> AsyncGenerator[JobUpdate, None]:
+async def my_job_events(feeds: Feeds, *, caller: Caller | None) -> AsyncGenerator[JobUpdate, None]:
     """Every job of the caller's, as it is started and moves along; never ends by itself."""
-    user = require(caller, "fetch")
-    assert caller is not None
+    caller = require(caller, "fetch")
     async with feeds.database.session(read_only=True) as session:
-        caller = await auth.recheck(session, caller)
-    return _my_job_stream(feeds, feeds.bus.subscribe(owner_topic(user.id), maxsize=feeds.queue_size), caller)
+        caller = await auth.recheck(session, caller=caller)
+    topic = owner_topic(caller.user.id)
+    return _my_job_stream(feeds, feeds.bus.subscribe(topic, maxsize=feeds.queue_size), caller)
 
 
 async def _my_job_stream(
@@ -151,12 +150,11 @@ async def _my_job_stream(
             yield update
 
 
-async def user_events(feeds: Feeds, caller: Caller | None) -> AsyncGenerator[UserUpdate, None]:
+async def user_events(feeds: Feeds, *, caller: Caller | None) -> AsyncGenerator[UserUpdate, None]:
     """Accounts created, updated and deleted; for administrators, checked again on every event."""
-    require_admin(caller, "users:read")
-    assert caller is not None
+    caller = require_admin(caller, "users:read")
     async with feeds.database.session(read_only=True) as session:
-        caller = await auth.recheck(session, caller)
+        caller = await auth.recheck(session, caller=caller)
     return _user_stream(feeds, feeds.bus.subscribe(USERS_TOPIC, maxsize=feeds.queue_size), caller)
 
 
@@ -217,8 +215,8 @@ async def _job_now(
     session: AsyncSession, caller: Caller, job_id: uuid.UUID, after: int | None
 ) -> tuple[Caller, FetchJob, list[FetchResult]]:
     """The caller checked again, the job as it stands, and its results after sequence ``after``."""
-    caller = await auth.recheck(session, caller)
-    job = await fetch_jobs.get_job(session, caller, job_id)
+    caller = await auth.recheck(session, caller=caller)
+    job = await fetch_jobs.get_job(session, actor=caller, job_id=job_id)
     missed: list[FetchResult] = []
     if after is not None:
         query = (
@@ -285,7 +283,7 @@ class _Rechecks:
     async def _check(self, batch: list[tuple[Caller, "asyncio.Future[Caller]"]]) -> None:
         try:
             async with self.database.session(read_only=True) as session:
-                checked = await auth.recheck_many(session, [caller for caller, _ in batch])
+                checked = await auth.recheck_many(session, callers=[caller for caller, _ in batch])
         except asyncio.CancelledError:
             for _, answer in batch:
                 answer.cancel()

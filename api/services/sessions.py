@@ -28,13 +28,13 @@ class Session:
     refresh_token: str
 
 
-async def find(session: AsyncSession, refresh_token: str, *, for_update: bool = False) -> RefreshToken | None:
+async def find(session: AsyncSession, *, refresh_token: str, for_update: bool = False) -> RefreshToken | None:
     query = select(RefreshToken).where(RefreshToken.token_hash == secret_digest(refresh_token))
     return await session.scalar(query.with_for_update() if for_update else query)
 
 
 async def start(
-    session: AsyncSession, settings: Settings, user: User, *, replacing: RefreshToken | None = None
+    session: AsyncSession, *, settings: Settings, user: User, replacing: RefreshToken | None = None
 ) -> Session:
     """A new token pair: a new session, or the next link of ``replacing``'s (which is then spent)."""
     raw = secrets.token_urlsafe(32)
@@ -54,7 +54,7 @@ async def start(
     return Session(user=user, access=access, refresh_token=raw)
 
 
-async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+async def revoke_family(session: AsyncSession, *, family_id: uuid.UUID) -> None:
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
@@ -62,7 +62,7 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
     )
 
 
-async def revoke_all(session: AsyncSession, user_id: uuid.UUID, *, keep: uuid.UUID | None = None) -> None:
+async def revoke_all(session: AsyncSession, *, user_id: uuid.UUID, keep: uuid.UUID | None = None) -> None:
     """End every session of a user, but ``keep`` (the family of the caller's own session)."""
     query = update(RefreshToken).where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
     if keep is not None:
@@ -70,7 +70,7 @@ async def revoke_all(session: AsyncSession, user_id: uuid.UUID, *, keep: uuid.UU
     await session.execute(query.values(revoked_at=utcnow()))
 
 
-async def live_among(session: AsyncSession, family_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+async def live_among(session: AsyncSession, *, family_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
     """The sign-in sessions among ``family_ids`` that go on, in one query: those with a token neither
     spent nor revoked (logout, a password change or a detected reuse revoke them all)."""
     live = select(RefreshToken.family_id).where(

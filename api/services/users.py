@@ -21,25 +21,25 @@ EMAIL_TAKEN = "An account with this email already exists."
 MAX_SEARCH_LENGTH = 320
 
 
-async def get_by_email(session: AsyncSession, email: str) -> User | None:
+async def get_by_email(session: AsyncSession, *, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email.lower()))
 
 
-async def get_active(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+async def get_active(session: AsyncSession, *, user_id: uuid.UUID) -> User | None:
     """The user a credential speaks for, if the account still exists and is active."""
     user = await session.get(User, user_id)
     return user if user is not None and user.is_active else None
 
 
-async def active_among(session: AsyncSession, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, User]:
+async def active_among(session: AsyncSession, *, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, User]:
     """The active accounts among ``user_ids``, in one query (a live event's thousand subscribers)."""
     found = await session.scalars(select(User).where(User.id.in_(user_ids), User.is_active))
     return {user.id: user for user in found}
 
 
-async def create_user(session: AsyncSession, data: UserCreate, *, is_admin: bool = False) -> User:
+async def create_user(session: AsyncSession, *, data: UserCreate, is_admin: bool = False) -> User:
     """Register an account. Raises ``Conflict`` when the email is taken."""
-    if await get_by_email(session, data.email) is not None:  # saves hashing a password for nothing
+    if await get_by_email(session, email=data.email) is not None:  # saves hashing a password for nothing
         raise Conflict(EMAIL_TAKEN)
     user = User(
         email=data.email,
@@ -49,50 +49,51 @@ async def create_user(session: AsyncSession, data: UserCreate, *, is_admin: bool
     )
     session.add(user)
     await _flush_unique(session)
-    await events.user_changed(session, UserEventKind.CREATED, user)
+    await events.user_changed(session, kind=UserEventKind.CREATED, user=user)
     return user
 
 
-async def authenticate(session: AsyncSession, email: str, password: str) -> User:
+async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:
     """The account these credentials open. Unknown email, wrong password and a deactivated account
     give the same error after the same work (one hash verification)."""
-    user = await get_by_email(session, email)
+    user = await get_by_email(session, email=email)
     valid = await verify_password(password, user.password_hash if user else None)
     if user is None or not valid or not user.is_active:
         raise InvalidCredentials()
     return user
 
 
-def me(actor: Caller | None) -> User:
+def me(*, actor: Caller | None) -> User:
     """The calling account."""
-    return require(actor, "users:read")
+    return require(actor, "users:read").user
 
 
 async def get_users(
-    session: AsyncSession, actor: Caller | None, user_ids: Sequence[uuid.UUID]
+    session: AsyncSession, *, actor: Caller | None, user_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, User]:
     """The users among ``user_ids`` that ``actor`` may see: themself, or anyone for an admin, in at
     most one query. Others are left out whether they exist or not, so nothing is revealed."""
-    viewer = require(actor, "users:read")
+    caller = require(actor, "users:read")
+    viewer = caller.user
     wanted = set(user_ids)
     visible = {viewer.id: viewer} if viewer.id in wanted else {}
     others = wanted - visible.keys()
-    if others and acts_as_admin(actor):
+    if others and acts_as_admin(caller):
         rows = await session.scalars(select(User).where(User.id.in_(others)))
         visible.update((row.id, row) for row in rows)
     return visible
 
 
-async def get_user(session: AsyncSession, actor: Caller | None, user_id: uuid.UUID) -> User:
+async def get_user(session: AsyncSession, *, actor: Caller | None, user_id: uuid.UUID) -> User:
     """A user as ``actor`` may see it (``get_users``' rule); any other is ``NotFound``."""
-    user = (await get_users(session, actor, [user_id])).get(user_id)
+    user = (await get_users(session, actor=actor, user_ids=[user_id])).get(user_id)
     if user is None:
         raise NotFound("No such user.")
     return user
 
 
 async def list_users(
-    session: AsyncSession, actor: Caller | None, page: PageRequest, *, search: str | None = None
+    session: AsyncSession, *, actor: Caller | None, page: PageRequest, search: str | None = None
 ) -> Page[User]:
     """All accounts in creation order (admin only), optionally those whose email or name contains
     ``search`` (case-insensitive)."""
@@ -113,13 +114,14 @@ async def list_users(
     return page_of((await session.scalars(query)).all(), page.first)
 
 
-async def update_me(session: AsyncSession, actor: Caller | None, data: UserSelfUpdate) -> User:
+async def update_me(session: AsyncSession, *, actor: Caller | None, data: UserSelfUpdate) -> User:
     """Change one's own email or display name. Raises ``Conflict`` when the new email is taken."""
-    return await _apply(session, require(actor, "users:write"), data.changes())
+    return await _apply(session, require(actor, "users:write").user, data.changes())
 
 
 async def update_user(
     session: AsyncSession,
+    *,
     actor: Caller | None,
     user_id: uuid.UUID,
     data: UserAdminUpdate | UserReplace,
@@ -133,16 +135,17 @@ async def update_user(
     if changes.get("is_admin") is False or changes.get("is_active") is False:
         await _keep_an_admin(session, user)
     if changes.get("is_active") is False:
-        await sessions.revoke_all(session, user.id)
+        await sessions.revoke_all(session, user_id=user.id)
     return await _apply(session, user, changes)
 
 
-async def delete_user(session: AsyncSession, actor: Caller | None, user_id: uuid.UUID) -> None:
+async def delete_user(session: AsyncSession, *, actor: Caller | None, user_id: uuid.UUID) -> None:
     """Delete an account: one's own, or anyone's for an admin."""
-    viewer = require(actor, "users:write")
+    caller = require(actor, "users:write")
+    viewer = caller.user
     if user_id != viewer.id:
         try:
-            require_admin(actor)
+            require_admin(caller)
         except Forbidden:
             raise Forbidden("You may only delete your own account.") from None
     user = viewer if user_id == viewer.id else await session.get(User, user_id)
@@ -151,7 +154,7 @@ async def delete_user(session: AsyncSession, actor: Caller | None, user_id: uuid
     await _keep_an_admin(session, user)
     await session.delete(user)
     await session.flush()
-    await events.user_changed(session, UserEventKind.DELETED, user)
+    await events.user_changed(session, kind=UserEventKind.DELETED, user=user)
 
 
 async def _keep_an_admin(session: AsyncSession, user: User) -> None:
@@ -167,7 +170,7 @@ async def _apply(session: AsyncSession, user: User, changes: dict[str, Any]) -> 
     for name, value in changes.items():
         setattr(user, name, value)
     await _flush_unique(session)
-    await events.user_changed(session, UserEventKind.UPDATED, user)
+    await events.user_changed(session, kind=UserEventKind.UPDATED, user=user)
     return user
 
 

@@ -3,7 +3,7 @@
 import httpx2
 
 from api.db.engine import Database
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 from api.settings import Settings
 from tests.factories import bearer, graphql, make_user
 from tests.sql import statements
@@ -14,7 +14,7 @@ async def test_node_lookups_of_one_operation_share_one_batched_query(
 ) -> None:
     admin = await make_user(database, admin=True)
     others = [await make_user(database) for _ in range(3)]
-    ids = [to_global_id("User", u.id) for u in others]
+    ids = [to_global_id(NodeType.USER, u.id) for u in others]
     one = "query($a: ID!) { a: node(id: $a) { id } }"
     three = "query($a: ID!, $b: ID!, $c: ID!) { a: node(id: $a) { id } b: node(id: $b) { id } c: node(id: $c) { id } }"
     with statements(database.engine) as single:
@@ -34,7 +34,7 @@ async def test_loaders_do_not_outlive_their_operation(
     admin = await make_user(database, admin=True)
     user = await make_user(database, display_name="Before")
     query = "query($id: ID!) { node(id: $id) { ... on User { displayName } } }"
-    variables = {"id": to_global_id("User", user.id)}
+    variables = {"id": to_global_id(NodeType.USER, user.id)}
     first = await graphql(client, query, variables, headers=bearer(settings, admin))
     await client.patch(
         f"/api/v1/users/{user.id}", json={"display_name": "After"}, headers=bearer(settings, admin)

@@ -1,9 +1,11 @@
 """The users domain over GraphQL."""
 
+import base64
+
 import httpx2
 
 from api.db.engine import Database
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 from api.settings import Settings
 from tests.factories import PASSWORD, bearer, error_codes, graphql, make_user
 
@@ -77,7 +79,7 @@ class TestQueries:
         self, client: httpx2.AsyncClient, database: Database, settings: Settings
     ) -> None:
         user = await make_user(database)
-        global_id = to_global_id("User", user.id)
+        global_id = to_global_id(NodeType.USER, user.id)
         body = await graphql(
             client,
             "query($id: ID!) { node(id: $id) { id ... on User { email } } }",
@@ -90,7 +92,7 @@ class TestQueries:
         self, client: httpx2.AsyncClient, database: Database, settings: Settings
     ) -> None:
         user = await make_user(database)
-        for unknown in ("not-an-id", to_global_id("Nothing", user.id)):
+        for unknown in ("not-an-id", base64.urlsafe_b64encode(f"Nothing:{user.id}".encode()).decode()):
             body = await graphql(
                 client,
                 "query($id: ID!) { node(id: $id) { id } }",
@@ -163,7 +165,7 @@ class TestMutations:
     ) -> None:
         admin = await make_user(database, admin=True)
         user = await make_user(database)
-        user_id = to_global_id("User", user.id)
+        user_id = to_global_id(NodeType.USER, user.id)
         body = await graphql(
             client,
             'mutation($id: ID!) { updateUser(id: $id, input: {isActive: false, displayName: "Z"}) { isActive displayName isAdmin } }',

@@ -3,7 +3,7 @@
 import httpx2
 
 from api.db.engine import Database
-from api.ids import to_global_id
+from api.ids import NodeType, to_global_id
 from api.settings import Settings
 from tests.factories import PASSWORD, bearer, make_user
 
@@ -16,7 +16,7 @@ class TestRegister:
         assert response.status_code == 201
         body = response.json()
         assert body["email"] == "ada@example.com"
-        assert body["node_id"] == to_global_id("User", __import__("uuid").UUID(body["id"]))
+        assert body["node_id"] == to_global_id(NodeType.USER, __import__("uuid").UUID(body["id"]))
         assert response.headers["location"] == f"http://testserver/api/v1/users/{body['id']}"
 
     async def test_invalid_body_is_a_problem_document_with_fields(self, client: httpx2.AsyncClient) -> None:
