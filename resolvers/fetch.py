@@ -11,7 +11,7 @@ from api.services import fetch, fetch_jobs, live
 from api.services.commands import build
 from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
 from resolvers.context import Info, signed_in, streamed
-from schema.base import connection_of
+from schema.base import connection_of, from_row
 from schema.events import FetchJobEvent
 from schema.fetch import FetchResult
 from schema.nodes import FetchJob, FetchJobConnection
@@ -22,7 +22,7 @@ async def fetch_now(info: Info, urls: list[str]) -> list[FetchResult]:
     results = await fetch.fetch_now(
         ctx.session, settings=ctx.settings, limiter=ctx.limiter, fetcher=ctx.fetcher, actor=caller, urls=urls
     )
-    return [FetchResult.from_result(result) for result in results]
+    return [from_row(FetchResult, result) for result in results]
 
 
 async def fetch_job(info: Info, id: strawberry.ID) -> FetchJob | None:

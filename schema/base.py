@@ -4,12 +4,15 @@ Connections are plain data built once per page, and every field on them is a pla
 read path pays no resolver call per row or per field.
 """
 
+import dataclasses
+import uuid
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 import strawberry
 
 from api.db.base import Entity
+from api.ids import NodeType, to_global_id
 from api.services.pagination import Page, encode_cursor
 
 ResolverT = TypeVar("ResolverT", bound=Callable[..., Any])
@@ -21,9 +24,31 @@ def described_field(description: str) -> Callable[[ResolverT], ResolverT]:
     return cast(Callable[[ResolverT], ResolverT], strawberry.field(description=description))
 
 
+T = TypeVar("T")
+
+
+_copied: dict[type, tuple[str, ...]] = {}  # per type: the names of the fields its constructor takes
+
+
+def from_row(cls: type[T], row: object, **given: Any) -> T:
+    """``cls`` with every field read from the attribute of ``row`` of the same name, but those
+    ``given``: the one conversion of a row (or a fetcher's result) into its GraphQL type, as the
+    REST models read theirs with pydantic's ``from_attributes``."""
+    names = _copied.get(cls)
+    if names is None:
+        names = _copied[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.init)  # type: ignore[arg-type]  # strawberry types are dataclasses
+    return cls(**{name: getattr(row, name) for name in names if name not in given}, **given)
+
+
 @strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
 class Node:
     id: strawberry.ID
+    key: strawberry.Private[uuid.UUID]  # the row's id, for the nested fields' loaders
+    node_type: ClassVar[NodeType]  # the type name inside its global ids: the GraphQL type's name
+
+    @classmethod
+    def from_model(cls, row: Entity) -> Self:
+        return from_row(cls, row, id=strawberry.ID(to_global_id(cls.node_type, row.id)), key=row.id)
 
 
 @strawberry.type

@@ -6,6 +6,7 @@ import strawberry
 
 from api.services.events import UserEventKind
 from api.services.live import JobUpdate, UserUpdate
+from schema.base import from_row
 from schema.fetch import FetchResult
 from schema.nodes import FetchJob, User
 
@@ -31,5 +32,5 @@ class FetchJobEvent:
 
     @classmethod
     def from_update(cls, update: JobUpdate) -> Self:
-        result = None if update.result is None else FetchResult.from_result(update.result)
+        result = None if update.result is None else from_row(FetchResult, update.result)
         return cls(job=FetchJob.from_model(update.job), result=result)

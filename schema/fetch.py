@@ -1,13 +1,10 @@
 """GraphQL types of fetching: what one URL gave, and the enums of outcomes and job states."""
 
 from datetime import datetime
-from typing import Self
 
 import strawberry
 
-from api.db import models
 from api.db.models import JobStatus, Outcome
-from api.fetcher import Result
 
 # The domain's enums, exposed under the contract's names (Strawberry marks the classes themselves).
 strawberry.enum(Outcome, name="FetchOutcome", description="What fetching one URL gave.")
@@ -26,18 +23,3 @@ class FetchResult:
     elapsed_ms: float | None
     error: str | None = strawberry.field(description="What went wrong, in a sentence.")
     fetched_at: datetime | None
-
-    @classmethod
-    def from_result(cls, row: Result | models.FetchResult) -> Self:
-        return cls(
-            position=row.position,
-            url=row.url,
-            outcome=row.outcome,
-            status_code=row.status_code,
-            final_url=row.final_url,
-            content_type=row.content_type,
-            bytes=row.bytes,
-            elapsed_ms=row.elapsed_ms,
-            error=row.error,
-            fetched_at=row.fetched_at,
-        )

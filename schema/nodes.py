@@ -7,24 +7,22 @@ the operation's loaders (``info.context.loaders``): one statement per level of a
 
 import uuid
 from datetime import datetime
-from typing import Self
 
 import strawberry
 
-from api.db import models
 from api.db.models import JobStatus, Outcome
 from api.errors import NotFound
-from api.ids import NodeType, to_global_id
+from api.ids import NodeType
 from api.services.commands import build
 from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
 from resolvers.context import Info
-from schema.base import Connection, Node, connection_of, described_field
+from schema.base import Connection, Node, connection_of, described_field, from_row
 from schema.fetch import FetchResult
 
 
 @strawberry.type
 class User(Node):
-    key: strawberry.Private[uuid.UUID]
+    node_type = NodeType.USER
     email: str
     display_name: str | None
     is_active: bool
@@ -43,26 +41,14 @@ class User(Node):
         found = await info.context.loaders.jobs_of_owners.load((self.key, page, status))
         return connection_of(found, FetchJob.from_model)
 
-    @classmethod
-    def from_model(cls, row: models.User) -> Self:
-        return cls(
-            id=strawberry.ID(to_global_id(NodeType.USER, row.id)),
-            key=row.id,
-            email=row.email,
-            display_name=row.display_name,
-            is_active=row.is_active,
-            is_admin=row.is_admin,
-            created_at=row.created_at,
-        )
-
 
 UserConnection = Connection[User]
 
 
 @strawberry.type
 class FetchJob(Node):
-    key: strawberry.Private[uuid.UUID]
-    owner_key: strawberry.Private[uuid.UUID]
+    node_type = NodeType.FETCH_JOB
+    owner_id: strawberry.Private[uuid.UUID]
     status: JobStatus
     total: int
     completed: int = strawberry.field(description="How many results are in.")
@@ -73,7 +59,7 @@ class FetchJob(Node):
 
     @strawberry.field
     async def owner(self, info: Info) -> User:
-        row = await info.context.loaders.users.load(self.owner_key)
+        row = await info.context.loaders.users.load(self.owner_id)
         if row is None:
             raise NotFound("No such user.")
         return User.from_model(row)
@@ -81,22 +67,7 @@ class FetchJob(Node):
     @described_field("The results so far, in URL order.")
     async def results(self, info: Info, outcome: Outcome | None = None) -> list[FetchResult]:
         rows = await info.context.loaders.results.load((self.key, outcome))
-        return [FetchResult.from_result(row) for row in rows]
-
-    @classmethod
-    def from_model(cls, row: models.FetchJob) -> Self:
-        return cls(
-            id=strawberry.ID(to_global_id(NodeType.FETCH_JOB, row.id)),
-            key=row.id,
-            owner_key=row.owner_id,
-            status=row.status,
-            total=row.total,
-            completed=row.completed,
-            error=row.error,
-            created_at=row.created_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-        )
+        return [from_row(FetchResult, row) for row in rows]
 
 
 FetchJobConnection = Connection[FetchJob]

@@ -2,41 +2,28 @@
 
 import uuid
 from datetime import datetime
-from typing import Self
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
-from api.db import models
 from api.deps import CurrentCaller, SessionDep
-from api.ids import NodeType, to_global_id
+from api.ids import NodeType
 from api.rest.pages import ItemPage
+from api.rest.resources import Resource
 from api.services import api_keys
 from api.services.commands import ApiKeyCreate
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
 
 
-class ApiKeyOut(BaseModel):
-    id: uuid.UUID
-    node_id: str
+class ApiKeyOut(Resource):
+    node_type = NodeType.API_KEY
+
     name: str
     prefix: str
     scopes: list[str]
     created_at: datetime
     last_used_at: datetime | None
-
-    @classmethod
-    def from_model(cls, row: models.ApiKey) -> Self:
-        return cls(
-            id=row.id,
-            node_id=to_global_id(NodeType.API_KEY, row.id),
-            name=row.name,
-            prefix=row.prefix,
-            scopes=list(row.scopes),
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-        )
 
 
 class NewApiKeyOut(BaseModel):
@@ -48,14 +35,14 @@ class NewApiKeyOut(BaseModel):
 async def create_api_key(body: ApiKeyCreate, caller: CurrentCaller, session: SessionDep) -> NewApiKeyOut:
     """Create a key; its secret is in this answer only (send it as ``X-API-Key``)."""
     new = await api_keys.create_api_key(session, actor=caller, data=body)
-    return NewApiKeyOut(api_key=ApiKeyOut.from_model(new.key), secret=new.secret)
+    return NewApiKeyOut(api_key=ApiKeyOut.model_validate(new.key), secret=new.secret)
 
 
 @router.get("")
 async def list_api_keys(caller: CurrentCaller, session: SessionDep) -> ItemPage[ApiKeyOut]:
     """The caller's keys, oldest first (all of them: an account holds at most 50)."""
     keys = await api_keys.list_api_keys(session, actor=caller)
-    return ItemPage(items=[ApiKeyOut.from_model(k) for k in keys], next_cursor=None)
+    return ItemPage(items=[ApiKeyOut.model_validate(k) for k in keys], next_cursor=None)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

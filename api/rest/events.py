@@ -30,9 +30,11 @@ EVENT_STREAM = "text/event-stream"
 
 def _message(update: JobUpdate) -> str:
     result = (
-        None if update.result is None else FetchResultOut.from_result(update.result).model_dump(mode="json")
+        None
+        if update.result is None
+        else FetchResultOut.model_validate(update.result).model_dump(mode="json")
     )
-    data = {"job": FetchJobOut.from_model(update.job).model_dump(mode="json"), "result": result}
+    data = {"job": FetchJobOut.model_validate(update.job).model_dump(mode="json"), "result": result}
     kind = "job" if update.result is None else "result"
     return f"id: {update.sequence}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 

@@ -35,13 +35,13 @@ def _csv_lines(rows: Sequence[FetchResult]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for row in rows:
-        data = FetchResultOut.from_result(row).model_dump(mode="json")
+        data = FetchResultOut.model_validate(row).model_dump(mode="json")
         writer.writerow([_csv_cell(data[column]) for column in COLUMNS])
     return buffer.getvalue()
 
 
 def _ndjson_lines(rows: Sequence[FetchResult]) -> str:
-    return "".join(FetchResultOut.from_result(row).model_dump_json() + "\n" for row in rows)
+    return "".join(FetchResultOut.model_validate(row).model_dump_json() + "\n" for row in rows)
 
 
 def _export(

@@ -2,19 +2,19 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import UploadFile
 
 from api.db import models
 from api.db.models import Outcome
 from api.deps import BodyReadFirst, CurrentCaller, FetcherDep, JobsDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import InvalidInput
-from api.fetcher import Result
-from api.ids import NodeType, to_global_id
+from api.ids import NodeType
 from api.rest.pages import ItemPage, page_response
+from api.rest.resources import Resource
 from api.services import fetch, fetch_jobs
 from api.services.commands import FetchJobCreate, build
 from api.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest
@@ -23,6 +23,9 @@ router = APIRouter(tags=["fetch"])
 
 
 class FetchResultOut(BaseModel):
+    # Read from a fresh result or a stored one: both carry these fields by the same names.
+    model_config = ConfigDict(from_attributes=True)
+
     position: int
     url: str
     outcome: Outcome
@@ -34,15 +37,10 @@ class FetchResultOut(BaseModel):
     error: str | None
     fetched_at: datetime | None
 
-    @classmethod
-    def from_result(cls, row: Result | models.FetchResult) -> Self:
-        """From a fresh result or a stored one: both carry these fields by the same names."""
-        return cls.model_validate(row, from_attributes=True)
 
+class FetchJobOut(Resource):
+    node_type = NodeType.FETCH_JOB
 
-class FetchJobOut(BaseModel):
-    id: uuid.UUID
-    node_id: str
     owner_id: uuid.UUID
     status: models.JobStatus
     total: int
@@ -51,21 +49,6 @@ class FetchJobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-
-    @classmethod
-    def from_model(cls, row: models.FetchJob) -> Self:
-        return cls(
-            id=row.id,
-            node_id=to_global_id(NodeType.FETCH_JOB, row.id),
-            owner_id=row.owner_id,
-            status=row.status,
-            total=row.total,
-            completed=row.completed,
-            error=row.error,
-            created_at=row.created_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-        )
 
 
 @router.get("/fetch")
@@ -82,7 +65,7 @@ async def fetch_now(
     results = await fetch.fetch_now(
         session, settings=settings, limiter=limiter, fetcher=fetcher, actor=caller, urls=urls
     )
-    return ItemPage(items=[FetchResultOut.from_result(r) for r in results], next_cursor=None)
+    return ItemPage(items=[FetchResultOut.model_validate(r) for r in results], next_cursor=None)
 
 
 _START_BODY: dict[str, Any] = {
@@ -127,7 +110,7 @@ async def start_job(
         session, settings=settings, limiter=limiter, control=jobs, actor=caller, urls=urls, field=field
     )
     response.headers["Location"] = str(request.url_for("read_job", job_id=job.id))
-    return FetchJobOut.from_model(job)
+    return FetchJobOut.model_validate(job)
 
 
 async def _json(request: Request) -> Any:
@@ -160,20 +143,20 @@ async def list_jobs(
     page = await fetch_jobs.list_jobs(
         session, actor=caller, page=PageRequest(first=limit, after=cursor), status=status
     )
-    return page_response(request, response, page, FetchJobOut.from_model)
+    return page_response(request, response, page, FetchJobOut.model_validate)
 
 
 @router.get("/fetch-jobs/{job_id}")
 async def read_job(job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> FetchJobOut:
     """One of the caller's jobs (any, for an admin)."""
-    return FetchJobOut.from_model(await fetch_jobs.get_job(session, actor=caller, job_id=job_id))
+    return FetchJobOut.model_validate(await fetch_jobs.get_job(session, actor=caller, job_id=job_id))
 
 
 @router.delete("/fetch-jobs/{job_id}")
 async def cancel_job(job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> FetchJobOut:
     """Cancel a job: its fetches in flight stop, and the URLs not fetched get ``CANCELLED`` results.
     The job stays, with the results it has; the answer is the job as it now stands."""
-    return FetchJobOut.from_model(await fetch_jobs.cancel_job(session, actor=caller, job_id=job_id))
+    return FetchJobOut.model_validate(await fetch_jobs.cancel_job(session, actor=caller, job_id=job_id))
 
 
 @router.get("/fetch-jobs/{job_id}/results")
@@ -182,4 +165,4 @@ async def job_results(
 ) -> ItemPage[FetchResultOut]:
     """The job's results so far, in URL order (at most 100: a job holds no more URLs)."""
     rows = await fetch_jobs.job_results(session, actor=caller, job_id=job_id, outcome=outcome)
-    return ItemPage(items=[FetchResultOut.from_result(row) for row in rows], next_cursor=None)
+    return ItemPage(items=[FetchResultOut.model_validate(row) for row in rows], next_cursor=None)

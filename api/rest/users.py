@@ -2,15 +2,14 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel
 
-from api.db import models
 from api.deps import ClientAddressDep, CurrentCaller, LimiterDep, SessionDep, SettingsDep
-from api.ids import NodeType, to_global_id
+from api.ids import NodeType
 from api.rest.pages import ItemPage, page_response
+from api.rest.resources import Resource
 from api.services import auth, users
 from api.services.commands import (
     PasswordChange,
@@ -24,28 +23,15 @@ from api.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageReques
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-class UserOut(BaseModel):
-    id: uuid.UUID
-    node_id: str
+class UserOut(Resource):
+    node_type = NodeType.USER
+
     email: str
     display_name: str | None
     is_active: bool
     is_admin: bool
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def from_model(cls, row: models.User) -> Self:
-        return cls(
-            id=row.id,
-            node_id=to_global_id(NodeType.USER, row.id),
-            email=row.email,
-            display_name=row.display_name,
-            is_active=row.is_active,
-            is_admin=row.is_admin,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -61,19 +47,19 @@ async def register(
     """Register an account; sign in with ``POST /api/v1/auth/token``."""
     user = await auth.sign_up(session, settings=settings, attempt=auth.Attempt(limiter, client), data=body)
     response.headers["Location"] = str(request.url_for("read_user", user_id=user.id))
-    return UserOut.from_model(user)
+    return UserOut.model_validate(user)
 
 
 @router.get("/me")
 async def read_me(caller: CurrentCaller) -> UserOut:
     """The signed-in user."""
-    return UserOut.from_model(users.me(actor=caller))
+    return UserOut.model_validate(users.me(actor=caller))
 
 
 @router.patch("/me")
 async def update_me(body: UserSelfUpdate, caller: CurrentCaller, session: SessionDep) -> UserOut:
     """Change one's own email or display name; fields left out stay as they are."""
-    return UserOut.from_model(await users.update_me(session, actor=caller, data=body))
+    return UserOut.model_validate(await users.update_me(session, actor=caller, data=body))
 
 
 @router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)
@@ -96,13 +82,13 @@ async def list_users(
     page = await users.list_users(
         session, actor=caller, page=PageRequest(first=limit, after=cursor), search=search
     )
-    return page_response(request, response, page, UserOut.from_model)
+    return page_response(request, response, page, UserOut.model_validate)
 
 
 @router.get("/{user_id}")
 async def read_user(user_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> UserOut:
     """Oneself, or anyone for an admin."""
-    return UserOut.from_model(await users.get_user(session, actor=caller, user_id=user_id))
+    return UserOut.model_validate(await users.get_user(session, actor=caller, user_id=user_id))
 
 
 @router.patch("/{user_id}")
@@ -110,7 +96,7 @@ async def update_user(
     user_id: uuid.UUID, body: UserAdminUpdate, caller: CurrentCaller, session: SessionDep
 ) -> UserOut:
     """Change some of an account's fields (admin)."""
-    return UserOut.from_model(await users.update_user(session, actor=caller, user_id=user_id, data=body))
+    return UserOut.model_validate(await users.update_user(session, actor=caller, user_id=user_id, data=body))
 
 
 @router.put("/{user_id}")
@@ -118,7 +104,7 @@ async def replace_user(
     user_id: uuid.UUID, body: UserReplace, caller: CurrentCaller, session: SessionDep
 ) -> UserOut:
     """Set all of an account's admin-managed fields at once (admin)."""
-    return UserOut.from_model(await users.update_user(session, actor=caller, user_id=user_id, data=body))
+    return UserOut.model_validate(await users.update_user(session, actor=caller, user_id=user_id, data=body))
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
