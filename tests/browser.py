@@ -16,6 +16,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.waiting import until
+
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -99,12 +101,12 @@ class Page:
         return result["result"].get("value")
 
     async def wait_for(self, expression: str, *, seconds: float = 10) -> Any:
-        """The value of ``expression`` once it is truthy (it is evaluated every 50 ms)."""
-        async with asyncio.timeout(seconds):
-            while True:
-                if value := await self.evaluate(expression):
-                    return value
-                await asyncio.sleep(0.05)
+        """The value of ``expression`` once it is truthy (the page is asked again every 20 ms)."""
+
+        async def truthy() -> Any:
+            return await self.evaluate(expression)
+
+        return await until(truthy, within=seconds, what=expression)
 
 
 @asynccontextmanager

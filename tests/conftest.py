@@ -91,7 +91,7 @@ async def database(engine: AsyncEngine, bus: Bus) -> AsyncIterator[Database]:
 
 
 def settings_for_tests(**overrides: Any) -> Settings:
-    """Settings for a test: its own secret, and rate limits no ordinary test reaches (the throttling
+    """Settings for a test: its own secret, and rate limits no ordinary test reaches (the rate-limit
     tests set their own)."""
     values: dict[str, Any] = {
         "secret_key": TEST_SECRET,

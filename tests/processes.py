@@ -1,7 +1,6 @@
 """``switchboard serve`` in processes of their own, for the tests that need a whole server: several
 workers sharing a database, a shutdown by signal."""
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -13,6 +12,7 @@ from typing import IO
 import httpx2
 
 from tests.conftest import TEST_SECRET
+from tests.waiting import until
 
 
 def free_port() -> int:
@@ -59,13 +59,12 @@ def server_process(
 async def ready(port: int) -> AsyncIterator[httpx2.AsyncClient]:
     """A client of the server on ``port``, once it answers ``/readyz``."""
     async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        for _ in range(200):
+
+        async def answers() -> bool:
             try:
-                if (await client.get("/readyz")).status_code == 200:
-                    break
+                return (await client.get("/readyz")).status_code == 200
             except httpx2.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(f"the server on port {port} did not become ready")
+                return False
+
+        await until(answers, within=10, what=f"the server on port {port} to become ready")
         yield client

@@ -5,8 +5,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from tests.waiting import until
 
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
 _SUBSCRIBE = {"graphql-transport-ws": "subscribe", "graphql-ws": "start"}
@@ -58,3 +61,13 @@ async def socket(base_url: str, protocol: str) -> AsyncIterator[Socket]:
     url = base_url.replace("http://", "ws://") + "/graphql"
     async with connect(url, subprotocols=[protocol], open_timeout=5) as connection:  # type: ignore[list-item]
         yield Socket(connection, protocol)
+
+
+async def subscribed(app: FastAPI, count: int) -> None:
+    """Until the server has ``count`` subscribers on its bus (a subscribe message is handled
+    asynchronously: an event sent before would not reach it)."""
+
+    async def reached() -> bool:
+        return bool(app.state.feeds.bus.subscribers == count)
+
+    await until(reached, within=5, what=f"{count} subscribers on the bus")

@@ -14,12 +14,15 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response, S
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from tests.waiting import until_true
+
 
 async def ok(request: Request) -> Response:
     return PlainTextResponse("hello", headers={"X-Seen-Host": request.headers.get("host", "")})
 
 
 async def slow(request: Request) -> Response:
+    # The target's deliberate slowness, which the tests of timeouts, cancelling and shutdown need.
     await asyncio.sleep(float(request.query_params.get("s", "0.1")))
     return PlainTextResponse("slow")
 
@@ -44,7 +47,7 @@ async def endless(request: Request) -> Response:
     async def chunks() -> AsyncIterator[bytes]:
         while True:
             yield b"y" * 65536
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a turn of the loop between chunks, not a wait
 
     return StreamingResponse(chunks(), media_type="text/plain")
 
@@ -71,8 +74,7 @@ async def serving(served: ASGIApp = app, *, lifespan: Literal["on", "off"] = "of
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(served, log_level="warning", lifespan=lifespan))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag to poll, no event to wait on)
-        await asyncio.sleep(0.01)
+    await until_true(lambda: server.started, what="the server to start")  # uvicorn offers a flag, no event
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -7,7 +7,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -18,6 +17,7 @@ import yaml
 from api.serving import GRACE_SECONDS
 from tests.conftest import TEST_SECRET
 from tests.processes import free_port
+from tests.waiting import blocking_until
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_PARTY = {"api", "schema", "resolvers", "alembic", "tests", "bench"}
@@ -173,12 +173,14 @@ def test_the_image_serves_with_introspection_and_suggestions_off(tmp_path: Path)
     server = subprocess.Popen(serve, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)  # noqa: S603
     try:
         with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            for _ in range(200):
+
+            def answers() -> bool:
                 try:
-                    if client.get("/readyz").status_code == 200:
-                        break
+                    return client.get("/readyz").status_code == 200
                 except httpx2.TransportError:
-                    time.sleep(0.05)
+                    return False
+
+            blocking_until(answers, within=10, what="the image's server to become ready")
             introspection = client.post("/graphql", json={"query": "{ __schema { types { name } } }"})
             typo = client.post("/graphql", json={"query": "{ mee { id } }"})
     finally:

@@ -234,3 +234,11 @@ def test_the_image_builds_graphiqls_files_in_a_stage_of_its_own() -> None:
         assert f"{file.package}/{file.path}" in stage, file.path
     assert "COPY --from=ide /served /app/api/static/node_modules" in dockerfile
     assert "api/static/node_modules" in (root / ".dockerignore").read_text().split()
+
+
+async def test_swagger_ui_signs_in_through_the_token_endpoint(client: httpx2.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    schemes = {s["type"]: s for s in spec["components"]["securitySchemes"].values()}
+    assert schemes["oauth2"]["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+    assert (schemes["apiKey"]["in"], schemes["apiKey"]["name"]) == ("header", "X-API-Key")
+    assert (await client.get("/docs")).status_code == 200

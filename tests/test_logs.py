@@ -15,6 +15,7 @@ from api.logs import HANDLER_NAME, OncePerFailure, configure_logging, request_id
 from api.security import create_access_token
 from tests.conftest import settings_for_tests
 from tests.processes import free_port, server_process
+from tests.waiting import until
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 FIELDS = {"time", "level", "logger", "message", "request_id"}
@@ -23,14 +24,14 @@ FIELDS = {"time", "level", "logger", "message", "request_id"}
 async def _until_healthy(port: int) -> None:
     """``/healthz``, not ``/readyz``: this server's database is down on purpose."""
     async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        for _ in range(300):
+
+        async def healthy() -> bool:
             try:
-                if (await client.get("/healthz")).status_code == 200:
-                    return
+                return (await client.get("/healthz")).status_code == 200
             except httpx2.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"the server on port {port} did not start")
+                return False
+
+        await until(healthy, within=15, what=f"the server on port {port} to start")
 
 
 @pytest.fixture(scope="module")

@@ -16,17 +16,16 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from api import metrics
 from api.app import create_app
-from api.db.engine import Database, create_engine
-from api.db.pool import MeasuredPool
+from api.db.engine import Database
 from api.middleware import MetricsMiddleware
 from tests.conftest import TEST_SECRET, Serve, settings_for_tests
 from tests.factories import bearer, graphql, make_user
 from tests.processes import free_port, ready
 from tests.sockets import socket
+from tests.waiting import until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -55,11 +54,11 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 async def gauge_reaches(http: httpx2.AsyncClient, name: str, target: float, **labels: str) -> None:
     """Until a scrape shows the gauge at ``target`` (a socket closes a moment after the client)."""
-    for _ in range(100):
-        if value(await scrape(http), name, **labels) == target:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{name}{labels} never reached {target}")
+
+    async def reached() -> bool:
+        return value(await scrape(http), name, **labels) == target
+
+    await until(reached, within=2, what=f"{name}{labels} at {target}")
 
 
 async def test_real_traffic_moves_the_counters(serve: Serve, live_database: Database, targets: str) -> None:
@@ -175,35 +174,6 @@ def test_operation_names_are_bounded() -> None:
     assert names.label("second") == "second"
     assert names.label("third") == "other"  # past the cap
     assert names.label("first") == "first"  # kept ones stay
-
-
-async def test_the_pool_counts_callers_waiting_for_a_connection(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}"
-    assert isinstance(create_engine(url).pool, MeasuredPool)  # the app's engines measure their pool
-    engine = create_async_engine(url, poolclass=MeasuredPool, pool_size=1, max_overflow=0)
-
-    def waiting() -> float:
-        return REGISTRY.get_sample_value("switchboard_db_pool_waiting") or 0.0
-
-    def in_use() -> float:
-        return REGISTRY.get_sample_value("switchboard_db_pool_connections_in_use") or 0.0
-
-    start_waiting, start_in_use = waiting(), in_use()
-    try:
-        async with engine.connect():
-            assert in_use() == start_in_use + 1
-            second = asyncio.create_task(engine.connect().start())
-            for _ in range(100):
-                if waiting() == start_waiting + 1:
-                    break
-                await asyncio.sleep(0.01)
-            assert waiting() == start_waiting + 1  # blocked: the pool's one connection is out
-        connection = await asyncio.wait_for(second, 5)
-        assert (waiting(), in_use()) == (start_waiting, start_in_use + 1)
-        await connection.close()
-        assert in_use() == start_in_use
-    finally:
-        await engine.dispose()
 
 
 WORKER = textwrap.dedent(

@@ -1,5 +1,6 @@
 """Settings: injected, never read at import time, and unsafe production settings refused."""
 
+import json
 import os
 import subprocess
 import sys
@@ -67,3 +68,11 @@ def test_the_server_refuses_to_start_in_production_with_the_default_secret() -> 
     assert result.returncode != 0
     assert "SWITCHBOARD_SECRET_KEY is the development default" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_allowlist_is_read_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_FETCH_ALLOW_NETWORKS", json.dumps(["127.0.0.0/8", "::1/128"]))
+    settings = Settings(_env_file=None, secret_key="x" * 32)
+    assert [str(network) for network in settings.fetch_allow_networks] == ["127.0.0.0/8", "::1/128"]
+    monkeypatch.delenv("SWITCHBOARD_FETCH_ALLOW_NETWORKS")
+    assert Settings(_env_file=None, secret_key="x" * 32).fetch_allow_networks == []

@@ -1,7 +1,6 @@
 """Two server processes sharing one PostgreSQL: events cross between them through LISTEN/NOTIFY."""
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 from starlette.types import Receive, Scope, Send
@@ -13,6 +12,7 @@ from tests.factories import make_user
 from tests.processes import free_port, ready, server_process
 from tests.sockets import socket as graphql_socket
 from tests.targets import serving
+from tests.waiting import until_true
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="needs SWITCHBOARD_TEST_POSTGRES_URL")
 
@@ -65,14 +65,6 @@ class Unanswered:
         self.given_up += 1
 
 
-async def _until(holds: Callable[[], bool], within: float, what: str) -> None:
-    for _ in range(int(within / 0.02)):
-        if holds():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"not within {within} s: {what}")
-
-
 async def test_a_job_cancelled_through_another_process_stops_fetching_at_once(
     live_database: Database,
 ) -> None:
@@ -91,9 +83,13 @@ async def test_a_job_cancelled_through_another_process_stops_fetching_at_once(
                 urls = [f"{unanswered}/{n}" for n in range(3)]
                 started = await running.post("/api/v1/fetch-jobs", json={"urls": urls}, headers=auth)
                 job_id = started.json()["id"]
-                await _until(lambda: target.arrived == 3, 5, "the first process fetches every URL")
+                await until_true(
+                    lambda: target.arrived == 3, within=5, what="the first process fetches every URL"
+                )
                 cancelled = await other.delete(f"/api/v1/fetch-jobs/{job_id}", headers=auth)
                 assert cancelled.json()["status"] == "CANCELLED"
-                await _until(lambda: target.given_up == 3, 1, "the first process abandons its fetches")
+                await until_true(
+                    lambda: target.given_up == 3, within=1, what="the first process abandons its fetches"
+                )
                 results = (await running.get(f"/api/v1/fetch-jobs/{job_id}/results", headers=auth)).json()
     assert [r["outcome"] for r in results["items"]] == ["CANCELLED"] * 3

@@ -1,5 +1,7 @@
 """The users routes of the REST layer."""
 
+import uuid
+
 import httpx2
 
 from api.db.engine import Database
@@ -16,7 +18,7 @@ class TestRegister:
         assert response.status_code == 201
         body = response.json()
         assert body["email"] == "ada@example.com"
-        assert body["node_id"] == to_global_id(NodeType.USER, __import__("uuid").UUID(body["id"]))
+        assert body["node_id"] == to_global_id(NodeType.USER, uuid.UUID(body["id"]))
         assert response.headers["location"] == f"http://testserver/api/v1/users/{body['id']}"
 
     async def test_invalid_body_is_a_problem_document_with_fields(self, client: httpx2.AsyncClient) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from api.db.engine import Database
 from tests.processes import free_port, ready, server_process
 
-CLIENT = Path(__file__).parent.parent / "examples" / "client.py"
+CLIENT = Path(__file__).parent.parent.parent / "examples" / "client.py"
 PASSWORD = "correct horse battery"
 
 

@@ -109,7 +109,7 @@ async def test_windows_expire() -> None:
     limit = Limit(hits=1, seconds=1)
     assert await limiter.hit("k", limit) is None
     assert await limiter.hit("k", limit) is not None
-    await asyncio.sleep(1.05)
+    await asyncio.sleep(1.05)  # the point of the test: past the one-second window
     assert await limiter.hit("k", limit) is None
 
 
@@ -124,7 +124,7 @@ async def test_postgresql_windows_are_shared_between_workers(database: Database)
     wait = await first.hit(key, limit)
     assert wait is not None
     assert 0 <= wait <= 1
-    await asyncio.sleep(1.05)
+    await asyncio.sleep(1.05)  # the point of the test: past the one-second window
     assert await second.hit(key, limit) is None
     await first.close()
     await second.close()

@@ -26,7 +26,7 @@ from api.services.fetch_jobs import JobControl
 from tests.conftest import fetch_settings
 from tests.factories import make_user
 from tests.parity import Case, Served, case, check_parity, module_app, ok, rolled_back
-from tests.transports import GraphQLTransport, Outcome, RestTransport, Transport, steps
+from tests.parity.transports import GraphQLTransport, Outcome, RestTransport, Transport, steps
 
 
 @dataclass
@@ -55,7 +55,8 @@ async def settled(w: World, started: Outcome) -> Outcome:
     if started.code is None:
         decoded = from_global_id(started.data["id"])
         assert decoded is not None
-        await asyncio.sleep(0)  # the runner takes the job up once the request's commit is done
+        # One turn of the loop, not a wait: the commit hands the job to the runner with call_soon.
+        await asyncio.sleep(0)
         await w.runner.wait(decoded[1])
     return started
 
@@ -242,7 +243,7 @@ async def world(served: Served, targets: str) -> World:
     runner: JobRunner = app.state.jobs
     urls = [f"{targets}/ok", f"{targets}/status/404", "gopher://example.com/", f"{targets}/redirect?to=/ok"]
     done = await make_job(database, app, users["alice"], urls, runner)
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the commit hands the job to the runner with call_soon
     await runner.wait(done.id)
     async with database.session() as session:
         done = await session.get_one(FetchJob, done.id)  # as the runner left it

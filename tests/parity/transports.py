@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import httpx2
 
 from api.ids import NodeType, from_global_id, to_global_id
-from tests.shapes import (
+from tests.parity.shapes import (
     common_api_key,
     common_job,
     common_new_api_key,

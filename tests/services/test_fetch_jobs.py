@@ -1,27 +1,21 @@
 """Fetch jobs end to end, with real commits and the real runner: started at once, results written as
-they come, cancelled promptly, listed, hidden from other users, and taken over after a crash."""
+they come, cancelled promptly, listed, hidden from other users. (The runner's side, taking a job
+over after a crash, is in ``tests/test_jobs.py``.)"""
 
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
 from fastapi import FastAPI
-from sqlalchemy import select
 
-from api.app import create_app
 from api.db.engine import Database
-from api.db.models import FetchJob, JobStatus, Outcome
 from api.ids import NodeType, from_global_id, to_global_id
 from api.jobs import JobRunner
-from api.services.callers import Caller
-from api.services.fetch_jobs import results_of_jobs
 from api.settings import Settings
-from tests.conftest import fetch_settings
 from tests.factories import bearer, graphql, make_user
+from tests.waiting import until
 
 JOB_FIELDS = "id status total completed error startedAt finishedAt results { position url outcome error }"
 START = f"mutation($urls: [String!]!) {{ startFetchJob(urls: $urls) {{ {JOB_FIELDS} }} }}"
@@ -52,12 +46,6 @@ async def read(client: httpx2.AsyncClient, job_id: str, headers: dict[str, str])
     assert "errors" not in body, body
     job: dict[str, Any] = body["data"]["fetchJob"]
     return job
-
-
-async def until(condition: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
-    async with asyncio.timeout(within):
-        while not await condition():  # noqa: ASYNC110 (the state is in the database: nothing to wait on)
-            await asyncio.sleep(0.02)
 
 
 async def test_a_job_starts_at_once_and_writes_each_result_as_it_comes(
@@ -146,6 +134,7 @@ async def test_cancelling_stops_the_fetches_in_flight_at_once(
     outcomes = [r["outcome"] for r in cancelled["results"]]
     assert outcomes == ["OK", *["CANCELLED"] * 12]
     assert cancelled["results"][1]["error"] == "The job was cancelled before this URL was fetched."
+    # A window, not a wait: nothing may be written after the cancel, so there is no event to await.
     await asyncio.sleep(0.2)
     assert await read(live_client, job["id"], headers) == cancelled  # nothing written after
 
@@ -258,111 +247,6 @@ async def test_jobs_are_their_owners_and_admins_only_on_every_path(
         live_client, "{ me { fetchJobs { nodes { id } } } }", headers=bearer(live_settings, owner)
     )
     assert own["data"]["me"]["fetchJobs"]["nodes"] == [{"id": job["id"]}]
-
-
-@asynccontextmanager
-async def serving_app(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-
-
-def crash() -> None:
-    """What a killed process leaves: its runs stop where they are, with no chance to hand jobs back."""
-    for task in asyncio.all_tasks():
-        if task.get_name().startswith("fetch-job"):
-            task.cancel()
-
-
-async def job_row(database: Database, job_id: uuid.UUID) -> FetchJob:
-    async with database.session() as session:
-        row = await session.scalar(select(FetchJob).where(FetchJob.id == job_id))
-    assert row is not None
-    return row
-
-
-async def test_a_job_left_running_by_a_dead_process_is_taken_over_and_finished(
-    live_database: Database, targets: str
-) -> None:
-    settings = fetch_settings(fetch_job_lease=0.6, fetch_concurrency=2)
-    user = await make_user(live_database)
-    urls = [f"{targets}/ok", f"{targets}/ok", f"{targets}/slow?s=1", f"{targets}/slow?s=1", f"{targets}/ok"]
-    async with serving_app(create_app(settings, database=live_database)) as client:
-        job_id = key((await start(client, urls, bearer(settings, user)))["id"])
-
-        async def two_in() -> bool:
-            return (await job_row(live_database, job_id)).completed == 2
-
-        await until(two_in)
-        crash()
-        await asyncio.sleep(0.05)
-        left = await job_row(live_database, job_id)
-        assert (left.status, left.completed, left.attempts) == (JobStatus.RUNNING, 2, 1)
-        assert left.lease_until is not None  # still held: nobody takes it before the lease runs out
-
-        async with serving_app(create_app(settings, database=live_database)):  # another worker
-
-            async def done() -> bool:
-                return (await job_row(live_database, job_id)).status is JobStatus.DONE
-
-            await until(done, within=10)
-    finished = await job_row(live_database, job_id)
-    assert (finished.completed, finished.attempts, finished.error) == (5, 2, None)
-    async with live_database.session() as session:
-        results = (await results_of_jobs(session, actor=Caller(user), job_ids=[job_id]))[job_id]
-    assert [r.position for r in results] == [0, 1, 2, 3, 4]  # each once: two kept, three fetched after
-    assert {r.outcome for r in results} == {Outcome.OK}
-
-
-async def test_a_job_interrupted_too_often_fails_with_a_reason(live_database: Database, targets: str) -> None:
-    settings = fetch_settings(fetch_job_lease=0.3, fetch_job_max_attempts=1)
-    user = await make_user(live_database)
-    async with serving_app(create_app(settings, database=live_database)) as client:
-        job_id = key((await start(client, [f"{targets}/slow?s=2"], bearer(settings, user)))["id"])
-
-        async def running() -> bool:
-            return (await job_row(live_database, job_id)).status is JobStatus.RUNNING
-
-        await until(running)
-        crash()
-        async with serving_app(create_app(settings, database=live_database)):
-
-            async def failed() -> bool:
-                return (await job_row(live_database, job_id)).status is JobStatus.FAILED
-
-            await until(failed)
-    row = await job_row(live_database, job_id)
-    assert row.error == (
-        "The job was interrupted 1 times (its server stopped while it ran); it was not started again."
-    )
-    assert row.finished_at is not None
-
-
-async def test_a_clean_shutdown_hands_running_jobs_to_the_next_start(
-    live_database: Database, targets: str
-) -> None:
-    settings = fetch_settings()  # a lease of an hour: only the hand-back lets the next start go on
-    user = await make_user(live_database)
-    async with serving_app(create_app(settings, database=live_database)) as client:
-        job_id = key(
-            (await start(client, [f"{targets}/ok", f"{targets}/slow?s=2"], bearer(settings, user)))["id"]
-        )
-
-        async def one_in() -> bool:
-            return (await job_row(live_database, job_id)).completed == 1
-
-        await until(one_in)
-        started = time.perf_counter()
-    assert time.perf_counter() - started < 1.0  # the shutdown did not wait for the slow fetch
-    handed_back = await job_row(live_database, job_id)
-    assert (handed_back.status, handed_back.lease_until, handed_back.attempts) == (JobStatus.RUNNING, None, 0)
-
-    next_start = create_app(fetch_settings(), database=live_database)
-    async with serving_app(next_start):
-        await runner(next_start).wait(job_id)
-    resumed = await job_row(live_database, job_id)
-    assert (resumed.status, resumed.completed, resumed.attempts) == (JobStatus.DONE, 2, 1)
 
 
 async def test_a_cancel_in_an_operation_that_failed_stops_nothing(

@@ -1,9 +1,11 @@
-"""Checking many live callers again at once: the answer for each is what checking it alone would
-give, and the number of queries does not grow with the number of callers."""
+"""Who the caller is: a bad token is refused (not taken for anonymous), a stale one does not stop
+signing in again, a deactivated account loses its token; and checking many live callers again at
+once gives each the answer checking it alone would, in queries that do not grow with their number."""
 
 from dataclasses import replace
 from datetime import timedelta
 
+import httpx2
 from sqlalchemy import update
 
 from api.db.engine import Database
@@ -13,8 +15,9 @@ from api.errors import Unauthenticated
 from api.services import api_keys, auth, sessions
 from api.services.callers import Caller
 from api.services.commands import ApiKeyCreate
+from api.settings import Settings
 from tests.conftest import settings_for_tests
-from tests.factories import make_user
+from tests.factories import PASSWORD, bearer, make_user
 from tests.sql import statements
 
 
@@ -77,3 +80,40 @@ async def test_many_callers_are_checked_in_three_queries_each_as_if_alone(databa
         if isinstance(alone, Caller):
             assert isinstance(outcome, Caller)
             assert alone.user.id == outcome.user.id
+
+
+async def test_a_bad_token_is_refused_not_treated_as_anonymous(client: httpx2.AsyncClient) -> None:
+    headers = {"Authorization": "Bearer not-a-jwt"}
+    rest = await client.get("/api/v1/users/me", headers=headers)
+    assert (rest.status_code, rest.json()["code"]) == (401, "UNAUTHENTICATED")
+    gql = await client.post("/graphql", json={"query": "{ me { id } }"}, headers=headers)
+    assert gql.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_stale_token_does_not_stop_signing_in_again(
+    client: httpx2.AsyncClient, database: Database
+) -> None:
+    user = await make_user(database)
+    stale = {"Authorization": "Bearer expired.or.revoked"}
+    gql = await client.post(
+        "/graphql",
+        json={
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            "variables": {"e": user.email, "p": PASSWORD},
+        },
+        headers=stale,
+    )
+    assert "errors" not in gql.json()
+    rest = await client.post(
+        "/api/v1/auth/token", data={"username": user.email, "password": PASSWORD}, headers=stale
+    )
+    assert rest.status_code == 200
+
+
+async def test_a_deactivated_account_can_no_longer_use_its_token(
+    client: httpx2.AsyncClient, database: Database, settings: Settings
+) -> None:
+    admin = bearer(settings, await make_user(database, admin=True))
+    bob = await make_user(database)
+    await client.patch(f"/api/v1/users/{bob.id}", json={"is_active": False}, headers=admin)
+    assert (await client.get("/api/v1/users/me", headers=bearer(settings, bob))).status_code == 401

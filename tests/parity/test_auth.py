@@ -15,7 +15,7 @@ from api.services.commands import ApiKeyCreate
 from tests.conftest import settings_for_tests
 from tests.factories import PASSWORD, make_user
 from tests.parity import Case, Served, case, check_parity, module_app, ok
-from tests.transports import Outcome, Transport, steps
+from tests.parity.transports import Outcome, Transport, steps
 
 NEW_PASSWORD = "a new horse battery"
 

@@ -1,14 +1,20 @@
-"""One-shot fetching over both transports: the same results, the same refusals, against a real
-local server (the guard lets 127.0.0.0/8 through only where a test's settings say so)."""
+"""Fetching over both transports: one-shot fetches (the same results, the same refusals, against a
+real local server; the guard lets 127.0.0.0/8 through only where a test's settings say so), and URL
+lists uploaded as files (with the GraphQL CSRF preflight header), their refusals and the body cap."""
 
 import json
+import uuid
 from typing import Any
 
 import httpx2
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from api.app import create_app
 from api.db.engine import Database
+from api.db.models import FetchJob
+from api.jobs import JobRunner
 from api.services import api_keys
 from api.services.callers import Caller
 from api.services.commands import ApiKeyCreate
@@ -145,9 +151,132 @@ async def test_fetching_is_rate_limited_per_account(
     assert "errors" not in body
 
 
-def test_the_allowlist_is_read_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SWITCHBOARD_FETCH_ALLOW_NETWORKS", json.dumps(["127.0.0.0/8", "::1/128"]))
-    settings = Settings(_env_file=None, secret_key="x" * 32)
-    assert [str(network) for network in settings.fetch_allow_networks] == ["127.0.0.0/8", "::1/128"]
-    monkeypatch.delenv("SWITCHBOARD_FETCH_ALLOW_NETWORKS")
-    assert Settings(_env_file=None, secret_key="x" * 32).fetch_allow_networks == []
+UPLOAD = "mutation($file: Upload!) { startFetchJobFromFile(file: $file) { id total status } }"
+
+
+URL_FILE = b"\xef\xbb\xbf# my list\n\n{base}/ok\r\n  {base}/status/500  \n# done\n{base}/ok\n"
+
+
+@pytest.fixture
+def live_settings() -> Settings:
+    return fetch_settings(upload_max_bytes=4096)
+
+
+async def upload_graphql(
+    client: httpx2.AsyncClient, content: bytes, headers: dict[str, str], *, preflight: bool = True
+) -> httpx2.Response:
+    data = {
+        "operations": json.dumps({"query": UPLOAD, "variables": {"file": None}}),
+        "map": json.dumps({"0": ["variables.file"]}),
+    }
+    extra = {"GraphQL-Require-Preflight": "1"} if preflight else {}
+    files = {"0": ("urls.txt", content, "text/plain")}
+    return await client.post("/graphql", data=data, files=files, headers=headers | extra)
+
+
+async def upload_rest(client: httpx2.AsyncClient, content: bytes, headers: dict[str, str]) -> httpx2.Response:
+    files = {"file": ("urls.txt", content, "text/plain")}
+    return await client.post("/api/v1/fetch-jobs", files=files, headers=headers)
+
+
+async def job_count(database: Database) -> int:
+    async with database.session() as session:
+        return await session.scalar(select(func.count()).select_from(FetchJob)) or 0
+
+
+async def test_a_url_file_starts_a_job_over_both_transports(
+    live_app: FastAPI,
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    live_settings: Settings,
+    targets: str,
+) -> None:
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    content = URL_FILE.replace(b"{base}", targets.encode())
+    over_graphql = await upload_graphql(live_client, content, headers)
+    assert over_graphql.status_code == 200, over_graphql.text
+    job = over_graphql.json()["data"]["startFetchJobFromFile"]
+    assert (job["total"], job["status"]) == (3, "PENDING")
+    over_rest = await upload_rest(live_client, content, headers)
+    assert over_rest.status_code == 202
+    assert over_rest.json()["total"] == 3
+    jobs: JobRunner = live_app.state.jobs
+    await jobs.wait(uuid.UUID(over_rest.json()["id"]))
+    results = (
+        await live_client.get(f"/api/v1/fetch-jobs/{over_rest.json()['id']}/results", headers=headers)
+    ).json()
+    assert [(r["url"], r["outcome"]) for r in results["items"]] == [
+        (f"{targets}/ok", "OK"),
+        (f"{targets}/status/500", "HTTP_ERROR"),
+        (f"{targets}/ok", "OK"),
+    ]
+
+
+async def test_a_multipart_request_without_the_preflight_header_is_refused(
+    live_client: httpx2.AsyncClient, live_database: Database, live_settings: Settings, targets: str
+) -> None:
+    user = await make_user(live_database)
+    response = await upload_graphql(
+        live_client, f"{targets}/ok\n".encode(), bearer(live_settings, user), preflight=False
+    )
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert "GraphQL-Require-Preflight" in error["message"]
+    assert await job_count(live_database) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "The file is empty."),
+        (b"  \n\n", "The file is empty."),
+        (b"# only a comment\n\n", "The file holds no URL, only blank lines and comments."),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "The file is not UTF-8 text (one URL a line)."),
+        (b"http://a.example/\x00\n", "The file is not text (one URL a line)."),
+        (b"http://a.example/\n" * 300, "The file is larger than 4096 bytes."),
+        (b"http://a.example/\n" * 101, "Give between 1 and 100 URLs."),
+    ],
+)
+async def test_bad_files_are_refused_alike_and_start_nothing(
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    live_settings: Settings,
+    content: bytes,
+    message: str,
+) -> None:
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    over_graphql = (await upload_graphql(live_client, content, headers)).json()
+    assert over_graphql["errors"][0]["extensions"] == {
+        "code": "BAD_USER_INPUT",
+        "fields": {"file": [message]},
+    }
+    over_rest = await upload_rest(live_client, content, headers)
+    assert over_rest.status_code == 422
+    assert over_rest.json()["errors"] == {"file": [message]}
+    assert await job_count(live_database) == 0
+
+
+async def test_a_rest_multipart_body_needs_its_file_field(
+    live_client: httpx2.AsyncClient, live_database: Database, live_settings: Settings
+) -> None:
+    user = await make_user(live_database)
+    files = {"urls": ("urls.txt", b"http://a.example/\n", "text/plain")}
+    response = await live_client.post("/api/v1/fetch-jobs", files=files, headers=bearer(live_settings, user))
+    assert (response.status_code, response.json()["code"]) == (422, "BAD_USER_INPUT")
+
+
+async def test_a_body_over_the_cap_is_a_413_problem(
+    live_client: httpx2.AsyncClient, live_database: Database, live_settings: Settings
+) -> None:
+    user = await make_user(live_database)
+    body = json.dumps({"urls": ["http://a.example/" + "x" * 1000] * 1200}).encode()  # ~1.2 MiB
+    response = await live_client.post(
+        "/api/v1/fetch-jobs",
+        content=body,
+        headers=bearer(live_settings, user) | {"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await job_count(live_database) == 0

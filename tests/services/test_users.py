@@ -1,12 +1,12 @@
 """Who may do what with accounts, as the REST status codes and GraphQL ``node`` show it.
-(``test_parity`` checks every operation's error code on both transports.)"""
+(``tests/parity/test_users.py`` checks every operation's error code on both transports.)"""
 
 import httpx2
 
 from api.db.engine import Database
 from api.ids import NodeType, to_global_id
 from api.settings import Settings
-from tests.factories import PASSWORD, bearer, graphql, make_user
+from tests.factories import bearer, graphql, make_user
 
 
 async def test_rest_statuses_for_each_kind_of_refusal(
@@ -57,40 +57,3 @@ async def test_node_hides_other_users_from_non_admins(
     assert hidden == {"data": {"node": None}}
     anonymous = await graphql(client, query, {"id": to_global_id(NodeType.USER, bob.id)})
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-
-
-async def test_a_bad_token_is_refused_not_treated_as_anonymous(client: httpx2.AsyncClient) -> None:
-    headers = {"Authorization": "Bearer not-a-jwt"}
-    rest = await client.get("/api/v1/users/me", headers=headers)
-    assert (rest.status_code, rest.json()["code"]) == (401, "UNAUTHENTICATED")
-    gql = await client.post("/graphql", json={"query": "{ me { id } }"}, headers=headers)
-    assert gql.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-
-
-async def test_a_stale_token_does_not_stop_signing_in_again(
-    client: httpx2.AsyncClient, database: Database
-) -> None:
-    user = await make_user(database)
-    stale = {"Authorization": "Bearer expired.or.revoked"}
-    gql = await client.post(
-        "/graphql",
-        json={
-            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
-            "variables": {"e": user.email, "p": PASSWORD},
-        },
-        headers=stale,
-    )
-    assert "errors" not in gql.json()
-    rest = await client.post(
-        "/api/v1/auth/token", data={"username": user.email, "password": PASSWORD}, headers=stale
-    )
-    assert rest.status_code == 200
-
-
-async def test_a_deactivated_account_can_no_longer_use_its_token(
-    client: httpx2.AsyncClient, database: Database, settings: Settings
-) -> None:
-    admin = bearer(settings, await make_user(database, admin=True))
-    bob = await make_user(database)
-    await client.patch(f"/api/v1/users/{bob.id}", json={"is_active": False}, headers=admin)
-    assert (await client.get("/api/v1/users/me", headers=bearer(settings, bob))).status_code == 401

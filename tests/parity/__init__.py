@@ -19,7 +19,7 @@ from api.app import create_app
 from api.bus import bus_for
 from api.db.engine import Database, session_factory
 from api.settings import Settings
-from tests.transports import GraphQLTransport, Outcome, RestTransport, Transport
+from tests.parity.transports import GraphQLTransport, Outcome, RestTransport, Transport
 
 WorldT = TypeVar("WorldT")
 

@@ -16,7 +16,7 @@ from api.services.commands import ApiKeyCreate, Scope
 from tests.conftest import settings_for_tests
 from tests.factories import make_user
 from tests.parity import Case, Served, case, check_parity, module_app, ok
-from tests.transports import Outcome, Transport, steps
+from tests.parity.transports import Outcome, Transport, steps
 
 
 @dataclass

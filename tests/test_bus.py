@@ -1,0 +1,78 @@
+"""The event bus as a live stream feels it: a subscriber that falls behind is cut off, and
+PostgreSQL's listener comes back after losing its connection."""
+
+import asyncio
+
+import httpx2
+import pytest
+from sqlalchemy import text
+
+from api.db.engine import Database
+from api.services import users
+from api.services.commands import UserCreate
+from tests.conftest import Serve
+from tests.factories import PASSWORD, bearer, make_user
+from tests.sockets import PROTOCOLS, socket, subscribed
+from tests.waiting import until
+
+USER_EVENTS = "subscription { userEvents { kind user { email isAdmin } } }"
+
+JOB_EVENTS = """subscription ($id: ID!) { fetchJobEvents(id: $id) {
+  job { id status completed total } result { position url outcome } } }"""
+
+
+async def test_a_subscriber_that_falls_behind_is_cut_off(serve: Serve, live_database: Database) -> None:
+    admin = await make_user(live_database, admin=True)
+    async with serve(subscription_queue_size=1) as (url, app), socket(url, PROTOCOLS[0]) as ws:
+        await ws.init(bearer(app.state.settings, admin))
+        await ws.subscribe("1", USER_EVENTS)
+        await subscribed(app, 1)
+        async with live_database.session() as session:  # three events in one commit: one burst
+            for n in range(3):
+                await users.create_user(
+                    session, data=UserCreate(email=f"burst-{n}@example.com", password=PASSWORD)
+                )
+        messages = [await asyncio.wait_for(ws.receive(), 5)]
+        while messages[-1]["type"] != "complete":
+            messages.append(await asyncio.wait_for(ws.receive(), 5))
+        await subscribed(app, 0)
+    assert [m["type"] for m in messages][-2:] == ["next", "complete"]
+    assert "fell too far behind" in str(messages[-2]["payload"]["errors"])
+
+
+async def test_after_the_bus_listens_again_a_job_stream_rereads_the_job_and_goes_on(
+    serve: Serve, live_database: Database, targets: str
+) -> None:
+    """The PostgreSQL listener loses its connection (its backend is terminated): what was announced
+    meanwhile is lost, so the stream re-reads the job; the events after the reconnection arrive."""
+    if live_database.engine.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL bus")
+    user = await make_user(live_database)
+    async with serve() as (url, app), httpx2.AsyncClient(base_url=url) as http:
+        headers = bearer(app.state.settings, user)
+        bus = app.state.feeds.bus
+        urls = [f"{targets}/slow?s=0.3", f"{targets}/slow?s=2.5"]
+        started = await http.post("/api/v1/fetch-jobs", json={"urls": urls}, headers=headers)
+        async with socket(url, PROTOCOLS[0]) as ws:
+            await ws.init({"Authorization": headers["Authorization"]})
+            await ws.subscribe("1", JOB_EVENTS, {"id": started.json()["node_id"]})
+            while (await ws.next("1"))["data"]["fetchJobEvents"]["result"] is None:
+                pass  # the state, maybe the claim, then the first result; the second is 2 s away
+            listener = bus.listener_pid
+            async with live_database.session() as session:
+                assert await session.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": listener})
+            answers: list[str] = []  # what /readyz says of the bus, until it listens again
+
+            async def back() -> bool:
+                answers.append((await http.get("/readyz")).json()["bus"])
+                return "unreachable" in answers and answers[-1] == "ok"
+
+            await until(back, within=5, what="the bus to go down and come back")
+            assert bus.listener_pid not in (None, listener)
+            ready = await http.get("/readyz")
+            assert (ready.status_code, ready.json()) == (200, {"status": "ok", "database": "ok", "bus": "ok"})
+            reread, fetched, ended = [(await ws.next("1"))["data"]["fetchJobEvents"] for _ in range(3)]
+            assert (await ws.receive())["type"] == "complete"
+    assert (reread["result"], reread["job"]["status"], reread["job"]["completed"]) == (None, "RUNNING", 1)
+    assert (fetched["result"]["position"], fetched["job"]["completed"]) == (1, 2)
+    assert (ended["result"], ended["job"]["status"]) == (None, "DONE")
