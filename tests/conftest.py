@@ -69,25 +69,55 @@ async def engine(
     await engine.dispose()
 
 
-@pytest.fixture
-async def bus(engine: AsyncEngine) -> AsyncIterator[Bus]:
+@asynccontextmanager
+async def started_bus(engine: AsyncEngine) -> AsyncIterator[Bus]:
     """The bus the test's databases publish to, the kind the app picks for the engine. What a test
     brings to the app, the test starts and closes."""
     bus = bus_for(engine.url)
     await bus.start()
-    yield bus
-    await bus.close()
+    try:
+        yield bus
+    finally:
+        await bus.close()
 
 
-@pytest.fixture
-async def database(engine: AsyncEngine, bus: Bus) -> AsyncIterator[Database]:
-    """The test's view of the database: everything runs in one outer transaction, rolled back at the
+@asynccontextmanager
+async def rolled_back_database(engine: AsyncEngine, bus: Bus) -> AsyncIterator[Database]:
+    """A view of the database where everything runs in one outer transaction, rolled back at the
     end; the code under test commits to savepoints inside it."""
     async with engine.connect() as connection:
         transaction = await connection.begin()
         sessions = session_factory(connection, join_transaction_mode="create_savepoint")
         yield Database(engine, sessions, bus=bus)
         await transaction.rollback()
+
+
+@asynccontextmanager
+async def running_app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, database=database)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@asynccontextmanager
+async def asgi_client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
+    """A client of ``app`` in this process; a failure in the app is its answer (a 500), not raised."""
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+async def bus(engine: AsyncEngine) -> AsyncIterator[Bus]:
+    async with started_bus(engine) as bus:
+        yield bus
+
+
+@pytest.fixture
+async def database(engine: AsyncEngine, bus: Bus) -> AsyncIterator[Database]:
+    """The test's view of the database, rolled back at the end (``rolled_back_database``)."""
+    async with rolled_back_database(engine, bus) as database:
+        yield database
 
 
 def settings_for_tests(**overrides: Any) -> Settings:
@@ -113,15 +143,13 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, database=database)
-    async with app.router.lifespan_context(app):
+    async with running_app(settings, database) as app:
         yield app
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with asgi_client(app) as client:
         yield client
 
 
@@ -154,15 +182,13 @@ def live_settings() -> Settings:
 
 @pytest.fixture
 async def live_app(live_settings: Settings, live_database: Database) -> AsyncIterator[FastAPI]:
-    app = create_app(live_settings, database=live_database)
-    async with app.router.lifespan_context(app):
+    async with running_app(live_settings, live_database) as app:
         yield app
 
 
 @pytest.fixture
 async def live_client(live_app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    transport = httpx2.ASGITransport(app=live_app, raise_app_exceptions=False)
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with asgi_client(live_app) as client:
         yield client
 
 

@@ -19,7 +19,7 @@ from api.ids import from_global_id
 from api.jobs import JobRunner
 from api.services.callers import Caller
 from api.services.fetch_jobs import results_of_jobs
-from tests.conftest import fetch_settings
+from tests.conftest import asgi_client, fetch_settings
 from tests.factories import bearer, graphql, make_user
 from tests.waiting import until
 
@@ -47,10 +47,8 @@ async def start(client: httpx2.AsyncClient, urls: list[str], headers: dict[str, 
 
 @asynccontextmanager
 async def serving_app(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    async with app.router.lifespan_context(app), asgi_client(app) as client:
+        yield client
 
 
 async def crash() -> None:

@@ -15,10 +15,9 @@ import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.app import create_app
-from api.bus import bus_for
-from api.db.engine import Database, session_factory
+from api.db.engine import Database
 from api.settings import Settings
+from tests.conftest import asgi_client, rolled_back_database, running_app, started_bus
 from tests.parity.transports import GraphQLTransport, Outcome, RestTransport, Transport
 
 WorldT = TypeVar("WorldT")
@@ -67,23 +66,15 @@ class Served:
 
 @asynccontextmanager
 async def module_app(engine: AsyncEngine, settings: Settings) -> AsyncIterator[Served]:
-    """The app, its bus and a client for a whole module, as ``tests/conftest.py`` builds them for one
-    test (``bus``, ``database``, ``app``, ``client``)."""
-    bus = bus_for(engine.url)
-    await bus.start()
-    try:
-        async with engine.connect() as connection:
-            transaction = await connection.begin()
-            sessions = session_factory(connection, join_transaction_mode="create_savepoint")
-            database = Database(engine, sessions, bus=bus)
-            app = create_app(settings, database=database)
-            async with app.router.lifespan_context(app):
-                transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
-                async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                    yield Served(database, app, client)
-            await transaction.rollback()
-    finally:
-        await bus.close()
+    """The app, its bus and a client for a whole module, built as ``tests/conftest.py`` builds them
+    for one test."""
+    async with (
+        started_bus(engine) as bus,
+        rolled_back_database(engine, bus) as database,
+        running_app(settings, database) as app,
+        asgi_client(app) as client,
+    ):
+        yield Served(database, app, client)
 
 
 @asynccontextmanager

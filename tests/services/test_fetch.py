@@ -11,7 +11,6 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from api.app import create_app
 from api.db.engine import Database
 from api.db.models import FetchJob
 from api.jobs import JobRunner
@@ -19,7 +18,7 @@ from api.services import api_keys
 from api.services.callers import Caller
 from api.services.commands import ApiKeyCreate
 from api.settings import Settings
-from tests.conftest import fetch_settings, settings_for_tests
+from tests.conftest import asgi_client, fetch_settings, running_app, settings_for_tests
 from tests.factories import bearer, graphql, make_user
 
 FETCH = """query($urls: [String!]!) {
@@ -86,12 +85,9 @@ async def test_the_same_results_over_both_transports(
 async def test_without_the_allowlist_the_local_server_is_blocked(database: Database, targets: str) -> None:
     """The allowlist is off by default: the same local server is then a private address, refused."""
     settings = settings_for_tests()
-    app = create_app(settings, database=database)
     user = await make_user(database)
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            body = await graphql(client, FETCH, {"urls": [f"{targets}/ok"]}, headers=bearer(settings, user))
+    async with running_app(settings, database) as app, asgi_client(app) as client:
+        body = await graphql(client, FETCH, {"urls": [f"{targets}/ok"]}, headers=bearer(settings, user))
     assert body["data"]["fetch"][0]["outcome"] == "BLOCKED"
     assert "127.0.0.1" in body["data"]["fetch"][0]["error"]
 
