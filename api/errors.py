@@ -86,6 +86,23 @@ class RateLimited(DomainError):
         return {"code": self.code, "retryAfter": self.retry_after}
 
 
+class ServiceUnavailable(DomainError):
+    """The database did not answer (refused, dropped, timed out, locked): nothing the client did,
+    and worth trying again shortly. ``reason`` is the driver's words, for the log, never for the client."""
+
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+    title = "The service is unavailable for a moment; try again shortly."
+
+    def __init__(self, reason: str, retry_after: float = 2) -> None:
+        self.reason = reason
+        self.retry_after = max(1, round(retry_after))
+        super().__init__()
+
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self.code, "retryAfter": self.retry_after}
+
+
 class ScopeNotGranted(Forbidden):
     title = "The account may not have the scope it asked for"
 

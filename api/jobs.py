@@ -21,6 +21,7 @@ from api.bus import Bus, Subscription
 from api.db.engine import Database
 from api.db.hooks import after_commit
 from api.db.models import JobStatus
+from api.db.outages import unavailable
 from api.fetcher import Fetcher
 from api.services import job_progress
 from api.services.events import job_topic
@@ -69,8 +70,11 @@ class JobRunner:
         try:
             async with self.database.session() as session:
                 orphans = await job_progress.orphaned(session, lease=self.lease)
-        except Exception:
-            logger.exception("looking for interrupted fetch jobs failed; trying again later")
+        except Exception as exc:
+            if (down := unavailable(exc)) is not None:  # the outage's one line says it all
+                self.database.outage.refuse(down, request=False)
+            else:
+                logger.exception("looking for interrupted fetch jobs failed; trying again later")
             return
         for job_id in orphans:
             self._spawn(job_id)
@@ -170,8 +174,11 @@ class JobRunner:
             try:
                 async with self.database.session() as session:
                     ours = await job_progress.renew(session, claim=claim, lease=self.lease)
-            except Exception:
-                logger.exception("renewing the lease of fetch job %s failed; trying again", claim.job_id)
+            except Exception as exc:
+                if (down := unavailable(exc)) is not None:
+                    self.database.outage.refuse(down, request=False)
+                else:
+                    logger.exception("renewing the lease of fetch job %s failed; trying again", claim.job_id)
                 continue
             if not ours:
                 break

@@ -14,9 +14,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.db.outages import unavailable
 from api.logs import log_access, request_id_var
 from api.metrics import HTTP_DURATION, HTTP_REQUESTS
-from api.problems import internal_error, log_unexpected, problem
+from api.problems import internal_error, log_unexpected, problem, refusal
 
 REQUEST_ID_HEADER = b"x-request-id"
 _ACCEPTABLE_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
@@ -32,7 +33,8 @@ class RequestIdMiddleware:
     logged (once, with the id) and answered with a masked 500. Nothing is re-raised to the server
     when the answer could be given: Starlette and uvicorn would each log the traceback again, and
     uvicorn would drop a connection that is fine to keep. A failure after the response began, or on
-    a socket, is re-raised so that the server breaks the connection off.
+    a socket, is re-raised so that the server breaks the connection off. Database trouble is no bug:
+    it is answered 503 and told to the database's ``Outage``, which logs it once per outage.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -62,6 +64,12 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
+            if scope["type"] == "http" and status is None and (down := unavailable(exc)) is not None:
+                database = getattr(scope["app"].state, "database", None)
+                if database is not None:
+                    database.outage.refuse(down)
+                await refusal(Request(scope), down)(scope, receive, send_with_id)
+                return
             log_unexpected(scope, exc)
             if scope["type"] != "http" or status is not None:
                 raise

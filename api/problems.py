@@ -22,6 +22,7 @@ from api.errors import (
     DomainError,
     InvalidInput,
     RateLimited,
+    ServiceUnavailable,
     Unauthenticated,
     field_messages,
 )
@@ -50,6 +51,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Not found"),
         (409, "Conflict"),
         (422, "Invalid input, with messages per field in `errors`"),
+        (503, "The database is unavailable for a moment: try again after `Retry-After` seconds"),
     ]
 }
 
@@ -94,13 +96,18 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-async def _domain_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DomainError)
+def refusal(request: Request, exc: DomainError) -> Response:
+    """The answer to a domain error: its status, code and message, and the headers it implies."""
     extra: dict[str, Any] | None = {"errors": exc.fields} if isinstance(exc, InvalidInput) else None
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | ServiceUnavailable):
         extra, headers = {"retry_after": exc.retry_after}, {"Retry-After": str(exc.retry_after)}
     return problem(request, exc.status, exc.code, exc.message, extra=extra, headers=headers)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return refusal(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

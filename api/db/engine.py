@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from api.db.hooks import Publisher, publish_with
+from api.db.outages import Outage, report_connect_errors
 from api.db.pool import measured_pool
+from api.db.writers import take_write_turns
 from api.errors import DomainError
 
 SQLITE_PRAGMAS = (
@@ -50,7 +52,7 @@ def create_engine(raw_url: str, *, pool_size: int = 10, max_overflow: int = 10) 
     connect_args: dict[str, Any] = {
         "server_settings": {"statement_timeout": str(STATEMENT_TIMEOUT_MS), "timezone": "UTC"}
     }
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
@@ -58,6 +60,8 @@ def create_engine(raw_url: str, *, pool_size: int = 10, max_overflow: int = 10) 
         connect_args=connect_args,
         **measured_pool(url),
     )
+    report_connect_errors(engine)
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -78,6 +82,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
+
+    if engine.url.database not in (None, "", ":memory:"):  # one writer at a time, in turn (api/db/writers.py)
+        take_write_turns(engine, read_only_option=READ_ONLY)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -182,6 +189,7 @@ class Database:
         # signing in at once would otherwise queue on that lock past the busy timeout.
         self.reads = reads or sessions
         self.bus = bus
+        self.outage = Outage()  # told by the transports when they refuse a request for the database
 
     @classmethod
     def from_url(
@@ -213,6 +221,7 @@ class Database:
                 raise
             if session.in_transaction():  # one that never read needs no round trip
                 await session.commit()
+                self.outage.recovered()
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query."""
@@ -222,6 +231,7 @@ class Database:
                 await connection.execute(text("SELECT 1"))
         except (OSError, SQLAlchemyError):
             return False
+        self.outage.recovered()
         return True
 
     async def dispose(self) -> None:

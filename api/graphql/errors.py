@@ -1,6 +1,8 @@
 """How errors leave GraphQL: domain errors with their ``extensions.code``, everything else masked.
 
 - an error from a resolver whose cause is a ``DomainError`` keeps its message and gains its code;
+- an error whose cause is database trouble (``api.db.outages``) is ``SERVICE_UNAVAILABLE``, with
+  ``retryAfter``, and is not logged: the database's ``Outage`` tells of it once;
 - an error with no field path is about the request itself (a document that does not parse or
   validate, a variable of the wrong type) and is shown as graphql-core wrote it, with a code;
 - any other error is a bug: its text is replaced by a fixed message and the request id, and the
@@ -15,11 +17,13 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
 
+from api.db.outages import unavailable
 from api.errors import (
     INTERNAL_ERROR_CODE,
     INTERNAL_ERROR_MESSAGE,
     DomainError,
     InvalidInput,
+    ServiceUnavailable,
 )
 from api.logs import request_id_var
 
@@ -42,7 +46,7 @@ def is_unexpected(error: GraphQLError) -> bool:
     extension, the database) arrives wrapped with a cause and no nodes.
     """
     cause = error.original_error
-    if isinstance(cause, DomainError | None):
+    if isinstance(cause, DomainError | None) or unavailable(cause) is not None:
         return False
     return error.path is not None or not error.nodes
 
@@ -66,6 +70,8 @@ def _extensions(
 def render_error(
     error: GraphQLError, execution_context: ExecutionContext, validation_errors: list[GraphQLError]
 ) -> GraphQLError:
+    if (down := _unavailable(error)) is not None:
+        return _refused(error, down)
     if is_unexpected(error):
         return _masked(error)
     extensions = {**(error.extensions or {}), **_extensions(error, execution_context, validation_errors)}
@@ -135,6 +141,8 @@ def escaped_errors_rendered(errors: list[GraphQLError]) -> list[GraphQLError]:
     return [
         e
         if "code" in (e.extensions or {})
+        else _refused(e, down)
+        if (down := _unavailable(e)) is not None
         else _masked(e)
         if e.original_error is not None
         else GraphQLError(e.message, extensions=request_error_extensions())
@@ -145,6 +153,31 @@ def escaped_errors_rendered(errors: list[GraphQLError]) -> list[GraphQLError]:
 def request_error_extensions() -> dict[str, Any]:
     """The extensions of an error about the HTTP request itself (not JSON, no query, ...)."""
     return {"code": "BAD_REQUEST", "requestId": request_id_var.get()}
+
+
+def _unavailable(error: GraphQLError) -> ServiceUnavailable | None:
+    cause = error.original_error
+    return None if cause is None else unavailable(cause)
+
+
+def refused_by_database(errors: list[GraphQLError]) -> ServiceUnavailable | None:
+    """The database trouble behind one of the rendered ``errors``, if any."""
+    for error in errors:
+        if isinstance(error.original_error, ServiceUnavailable):
+            return error.original_error
+    return None
+
+
+def _refused(error: GraphQLError, down: ServiceUnavailable) -> GraphQLError:
+    """Database trouble as the client sees it: the 503's message (never the driver's, which may
+    carry SQL), its code and when to try again."""
+    return GraphQLError(
+        down.message,
+        nodes=error.nodes,
+        path=error.path,
+        original_error=down,
+        extensions={**down.extensions(), "requestId": request_id_var.get()},
+    )
 
 
 def _masked(error: GraphQLError) -> GraphQLError:

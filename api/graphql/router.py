@@ -20,7 +20,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from api import ide
 from api.errors import Unauthenticated
 from api.graphql.context import SocketContext, get_context, socket_credentials
-from api.graphql.errors import escaped_errors_rendered, request_error_extensions
+from api.graphql.errors import escaped_errors_rendered, refused_by_database, request_error_extensions
 from api.graphql.schema import Schema
 from api.graphql.sockets import LegacyWSHandler, TransportWSHandler
 from api.services import auth
@@ -99,8 +99,14 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         return await super().parse_multipart(request)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """Also: a request that got no data for database trouble is a 503 (whatever the client
+        accepts), told once to the database's ``Outage``."""
         if result.errors:
             result.errors = escaped_errors_rendered(result.errors)
+            if (down := refused_by_database(result.errors)) is not None:
+                request.app.state.database.outage.refuse(down)
+                if result.data is None:
+                    request.state.graphql_unavailable = down
         body = await super().process_result(request, result)
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
             request.state.graphql_request_error = True
@@ -149,4 +155,8 @@ class GraphQLApp(GraphQLRouter[Context, None]):
             response.headers["content-type"] = GRAPHQL_RESPONSE
             if getattr(request.state, "graphql_request_error", False):
                 response.status_code = 400
+        down = getattr(request.state, "graphql_unavailable", None) if isinstance(request, Request) else None
+        if isinstance(response, Response) and down is not None:
+            response.status_code = 503
+            response.headers["Retry-After"] = str(down.retry_after)
         return response

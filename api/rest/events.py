@@ -4,7 +4,8 @@ Each message is the twin of a ``fetchJobEvents`` event: ``data`` holds the job a
 just came in (``null`` in the first message and in status changes), and ``id`` the number of results
 counted so far, in the order they came. A client that reconnects with ``Last-Event-ID`` gets the
 results it missed, then the rest. A comment line every ``SSE_HEARTBEAT`` seconds keeps proxies from
-closing a quiet stream.
+closing a quiet stream. Database trouble while reading an event ends the stream with an ``error``
+event of code ``SERVICE_UNAVAILABLE``: the client reconnects with ``Last-Event-ID`` when it likes.
 """
 
 import asyncio
@@ -17,6 +18,8 @@ from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
 from api import metrics
+from api.db.engine import Database
+from api.db.outages import unavailable
 from api.deps import CurrentCaller, FeedsDep, SessionDep, SettingsDep
 from api.errors import DomainError, InvalidInput
 from api.rest.fetch import FetchJobOut, FetchResultOut
@@ -43,7 +46,9 @@ def _error(code: str, message: str) -> str:
     return f"event: error\ndata: {json.dumps({'code': code, 'message': message})}\n\n"
 
 
-async def _stream(updates: AsyncGenerator[JobUpdate, None], heartbeat: float) -> AsyncIterator[str]:
+async def _stream(
+    updates: AsyncGenerator[JobUpdate, None], heartbeat: float, database: Database
+) -> AsyncIterator[str]:
     """The messages of ``updates``, with a heartbeat whenever none came for ``heartbeat`` seconds.
     The next update is awaited in a task of its own, so a heartbeat does not cancel it."""
     pending: asyncio.Task[JobUpdate] | None = None
@@ -61,6 +66,11 @@ async def _stream(updates: AsyncGenerator[JobUpdate, None], heartbeat: float) ->
         return
     except DomainError as exc:
         yield _error(exc.code, exc.message)
+    except Exception as exc:
+        if (down := unavailable(exc)) is None:
+            raise
+        database.outage.refuse(down)
+        yield _error(down.code, down.message)
     finally:
         metrics.SSE_STREAMS_OPEN.dec()
         if pending is not None:
@@ -90,7 +100,7 @@ async def job_events(
         after = int(last_event_id)
     updates = await live.job_events(feeds, caller=caller, job_id=job_id, after=after, session=session)
     return StreamingResponse(
-        _stream(updates, settings.sse_heartbeat),
+        _stream(updates, settings.sse_heartbeat, feeds.database),
         media_type=EVENT_STREAM,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
