@@ -20,6 +20,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from api.db.hooks import Publisher, publish_with
 from api.db.outages import Outage, report_connect_errors
 from api.db.pool import measured_pool
+from api.db.writers import take_write_turns
 from api.errors import DomainError
 
 SQLITE_PRAGMAS = (
@@ -81,6 +82,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
+
+    if engine.url.database not in (None, "", ":memory:"):  # one writer at a time, in turn (api/db/writers.py)
+        take_write_turns(engine, read_only_option=READ_ONLY)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
