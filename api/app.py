@@ -20,7 +20,7 @@ from api.middleware import BodyLimitMiddleware, MethodsMiddleware, MetricsMiddle
 from api.problems import install_error_handlers
 from api.ratelimit import limiter_for
 from api.rest import system
-from api.security import prepare_dummy_hash
+from api.security import HASHING, prepare_dummy_hash
 from api.services.live import Feeds
 from api.settings import Settings, get_settings
 from api.ssrf import Guard
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.feeds = Feeds(app.state.database, bus, settings.subscription_queue_size)
         if owned:
             await bus.start()
+        HASHING.configure(settings.password_hash_concurrency, settings.password_hash_wait)
         await prepare_dummy_hash()
         async with outbound_client(settings) as client:
             app.state.fetcher = Fetcher(

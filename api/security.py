@@ -1,23 +1,32 @@
 """Password hashing and access tokens.
 
 Hashing is argon2id through pwdlib and runs in a worker thread: a hash takes tens of milliseconds of
-CPU, which would otherwise stall every other request on the event loop.
+CPU, which would otherwise stall every other request on the event loop. At most one hash per core
+runs at once (``HASHING``): more would only share the same cores slower, and two hundred sign-ins at
+once would fill anyio's forty worker threads and leave none for anything else. A hash that cannot
+start within ``HASHING.wait`` seconds is refused with ``ServiceUnavailable`` (503, ``Retry-After``)
+rather than queued for ever. Callers hash and verify while they hold no database connection.
 """
 
 import hashlib
+import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import TypeVar
 
 import anyio.to_thread
 import jwt
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
+from api.errors import ServiceUnavailable
 from api.settings import Settings
 
 _hasher = PasswordHash((Argon2Hasher(),))
+T = TypeVar("T")
 
 
 @cache
@@ -35,19 +44,46 @@ async def prepare_dummy_hash() -> None:
     await anyio.to_thread.run_sync(_dummy_hash)
 
 
+class Hashing:
+    """How many hashes run at once (``slots``, one per core by default) and how long one may wait
+    for a slot (``wait`` seconds) before it is refused; ``configure`` sets both from the settings."""
+
+    def __init__(self, slots: int | None = None, wait: float = 3.0) -> None:
+        self.configure(slots, wait)
+
+    def configure(self, slots: int | None, wait: float) -> None:
+        self.slots = slots or os.cpu_count() or 1
+        self.wait = wait
+        self._limiter = anyio.CapacityLimiter(self.slots)
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        """``work(*args)`` in a worker thread once a slot is free; ``ServiceUnavailable`` if none
+        frees up within ``wait`` seconds."""
+        with anyio.move_on_after(self.wait) as waiting:
+            await self._limiter.acquire()
+        if waiting.cancelled_caught:
+            raise ServiceUnavailable("every password-hashing slot is busy", retry_after=1)
+        try:
+            return await anyio.to_thread.run_sync(work, *args)
+        finally:
+            self._limiter.release()
+
+
+HASHING = Hashing()
+
 ACCESS_TOKEN_TYPE = "access"
 
 
 async def hash_password(password: str) -> str:
-    return await anyio.to_thread.run_sync(_hasher.hash, password)
+    return await HASHING.run(_hasher.hash, password)
 
 
 async def verify_password(password: str, password_hash: str | None) -> bool:
     """Check a password; with no hash (unknown account) it verifies against a dummy and says no."""
     if password_hash is None:
-        await anyio.to_thread.run_sync(_verify_dummy, password)
+        await HASHING.run(_verify_dummy, password)
         return False
-    return await anyio.to_thread.run_sync(_hasher.verify, password, password_hash)
+    return await HASHING.run(_hasher.verify, password, password_hash)
 
 
 def secret_digest(secret: str) -> str:

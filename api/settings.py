@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     rate_limit_login_window: int = Field(default=15 * 60, ge=1)
     rate_limit_register_per_address: int = Field(default=10, ge=1)
     rate_limit_register_window: int = Field(default=3600, ge=1)
+    # Password hashing (argon2id): hashes at once (default: one per core), and the seconds one waits
+    # for its turn before the request is refused with 503 and Retry-After.
+    password_hash_concurrency: int | None = Field(default=None, ge=1)
+    password_hash_wait: float = Field(default=3.0, gt=0)
     rate_limit_fetch_per_user: int = Field(default=60, ge=1, description="fetches and jobs per window")
     rate_limit_fetch_window: int = Field(default=60, ge=1)
     # Fetch (DESIGN §7): how many URLs a call takes, how hard the fetcher works, and for how long.
