@@ -60,10 +60,18 @@ FetcherDep = Annotated[Fetcher, Depends(get_fetcher)]
 JobsDep = Annotated[JobRunner, Depends(get_job_runner)]
 
 
-async def get_session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def get_session(connection: HTTPConnection, database: DatabaseDep) -> AsyncIterator[AsyncSession]:
     """One session and transaction per request: committed when the handler returns, rolled back
-    when it raises. Scoped to the handler, so the commit happens before the response is sent."""
-    async with database.session() as session:
+    when it raises. Scoped to the handler, so the commit happens before the response is sent.
+
+    A request that only reads (a safe method, without an API key, whose use may be written down as
+    ``last_used_at``) gets a read-only session: on SQLite it never waits for the write turn."""
+    method = connection.scope.get("method")
+    read_only = method in SAFE_METHODS and API_KEY_HEADER not in connection.headers
+    async with database.session(read_only=read_only) as session:
         yield session
 
 

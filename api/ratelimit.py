@@ -5,14 +5,16 @@ A hit is recorded on its own, outside the request's transaction: a refused or fa
 wrong password, above all) must still count, whatever happens to the rest of the request.
 """
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.db.engine import Database, create_engine
-from api.errors import RateLimited
+from api.errors import RateLimited, ServiceUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,17 +74,25 @@ class PostgresLimiter:
     The hits go through a small pool of their own. A request counts a hit while its session holds a
     connection of the main pool; were the hit to need a second one from that pool, enough
     concurrent requests would each hold one and wait for another, for ever.
+
+    A hit that cannot be counted within ``wait`` seconds (its pool busy with others, the database
+    slow) is refused with ``ServiceUnavailable`` (503, ``Retry-After``) rather than left to the pool's
+    30 s timeout: the pool is small, and two hundred sign-ins at once would queue there.
     """
 
-    def __init__(self, database: Database, *, connections: int = 2) -> None:
+    def __init__(self, database: Database, *, connections: int = 2, wait: float = 2.0) -> None:
         url = database.engine.url.render_as_string(hide_password=False)
         self.engine = create_engine(url, pool_size=connections, max_overflow=connections)
+        self.wait = wait
 
     async def hit(self, key: str, limit: Limit) -> float | None:
-        async with self.engine.begin() as connection:
-            hits, remaining = (
-                await connection.execute(_UPSERT, {"key": key, "seconds": limit.seconds})
-            ).one()
+        try:
+            async with asyncio.timeout(self.wait), self.engine.begin() as connection:
+                hits, remaining = (
+                    await connection.execute(_UPSERT, {"key": key, "seconds": limit.seconds})
+                ).one()
+        except (TimeoutError, PoolTimeout):
+            raise ServiceUnavailable(f"rate-limit hit not counted within {self.wait:g} s", 1) from None
         return max(float(remaining), 0.0) if hits > limit.hits else None
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 
 from api.db.engine import Database
 from api.deps import (
+    API_KEY_HEADER,
     ApiKeyDep,
     BearerDep,
     BodyReadFirst,
@@ -37,12 +38,14 @@ from resolvers.loaders import Loaders
 async def get_operation_session(
     connection: HTTPConnection, database: DatabaseDep
 ) -> AsyncIterator[AsyncSession | None]:
-    """The session of an operation over HTTP (as ``SessionDep``); none for a WebSocket, whose
+    """The session of an operation over HTTP (as ``SessionDep``, read-only for a GET without an API
+    key: GraphQL over HTTP refuses a mutation sent with GET); none for a WebSocket, whose
     operations and events open their own (``SocketContext.scope``)."""
     if connection.scope["type"] == "websocket":
         yield None
         return
-    async with database.session() as session:
+    read_only = connection.scope.get("method") == "GET" and API_KEY_HEADER not in connection.headers
+    async with database.session(read_only=read_only) as session:
         yield session
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.db.engine import outside_transaction
 from api.db.models import User
 from api.db.types import utcnow
 from api.errors import InvalidInput, RefreshTokenReused, ScopeNotGranted, Unauthenticated
@@ -95,12 +96,20 @@ async def logout(session: AsyncSession, *, refresh_token: str) -> None:
 
 async def change_password(session: AsyncSession, *, actor: Caller | None, data: PasswordChange) -> None:
     """Set a new password after checking the current one; every other session of the account ends
-    (the caller's own goes on)."""
+    (the caller's own goes on).
+
+    The verification and the new hash run with no transaction open (``outside_transaction``); the
+    write that follows sets the new hash only if the one verified is still the account's, so a
+    password changed meanwhile by another request is not overwritten with a stale check."""
     caller = require_password_session(actor)
     user = caller.user
-    if not await verify_password(data.current_password, user.password_hash):
+    verified = user.password_hash
+    async with outside_transaction(session):
+        valid = await verify_password(data.current_password, verified)
+        new_hash = await hash_password(data.new_password) if valid else None
+    if new_hash is None or await users.password_hash_of(session, user_id=user.id) != verified:
         raise InvalidInput({"current_password": ["This is not the current password."]})
-    user.password_hash = await hash_password(data.new_password)
+    user.password_hash = new_hash
     await sessions.revoke_all(session, user_id=user.id, keep=caller.session_id)
     await session.flush()
 

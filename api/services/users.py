@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.db.engine import outside_transaction
 from api.db.models import User
 from api.errors import Conflict, Forbidden, InvalidCredentials, InvalidInput, NotFound
 from api.security import hash_password, verify_password
@@ -31,6 +32,11 @@ async def get_active(session: AsyncSession, *, user_id: uuid.UUID) -> User | Non
     return user if user is not None and user.is_active else None
 
 
+async def password_hash_of(session: AsyncSession, *, user_id: uuid.UUID) -> str | None:
+    """The account's stored hash as the database has it now (not as a loaded row remembers it)."""
+    return await session.scalar(select(User.password_hash).where(User.id == user_id))
+
+
 async def active_among(session: AsyncSession, *, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, User]:
     """The active accounts among ``user_ids``, in one query (a live event's thousand subscribers)."""
     found = await session.scalars(select(User).where(User.id.in_(user_ids), User.is_active))
@@ -38,13 +44,18 @@ async def active_among(session: AsyncSession, *, user_ids: Collection[uuid.UUID]
 
 
 async def create_user(session: AsyncSession, *, data: UserCreate, is_admin: bool = False) -> User:
-    """Register an account. Raises ``Conflict`` when the email is taken."""
-    if await get_by_email(session, email=data.email) is not None:  # saves hashing a password for nothing
-        raise Conflict(EMAIL_TAKEN)
+    """Register an account. Raises ``Conflict`` when the email is taken.
+
+    The password is hashed first, while the session holds no connection (and on SQLite no write
+    turn): a hash is the slow part, and a transaction open around it would keep every other writer
+    waiting. A taken email is then found by the unique index, in one short write transaction.
+    """
+    async with outside_transaction(session):
+        password_hash = await hash_password(data.password)
     user = User(
         email=data.email,
         display_name=data.display_name,
-        password_hash=await hash_password(data.password),
+        password_hash=password_hash,
         is_admin=is_admin,
     )
     session.add(user)
@@ -55,9 +66,11 @@ async def create_user(session: AsyncSession, *, data: UserCreate, is_admin: bool
 
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:
     """The account these credentials open. Unknown email, wrong password and a deactivated account
-    give the same error after the same work (one hash verification)."""
+    give the same error after the same work (one hash verification). The account is read, that
+    transaction ends, and the password is verified with no connection held."""
     user = await get_by_email(session, email=email)
-    valid = await verify_password(password, user.password_hash if user else None)
+    async with outside_transaction(session):
+        valid = await verify_password(password, user.password_hash if user else None)
     if user is None or not valid or not user.is_active:
         raise InvalidCredentials()
     return user
