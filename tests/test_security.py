@@ -1,9 +1,13 @@
 """Password hashes and access tokens."""
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
+import os
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from pydantic import ValidationError
 
 from api import security
+from api.errors import ServiceUnavailable
 from api.security import (
     InvalidToken,
     create_access_token,
@@ -164,3 +169,30 @@ def test_a_refresh_token_is_not_an_access_token(settings: Settings) -> None:
     """Refresh tokens are opaque random strings, not JWTs: one sent as a bearer token is refused."""
     with pytest.raises(InvalidToken):
         decode_access_token(settings, "Zq3x0V1b-not-a-jwt-but-a-refresh-token-AAAAAAAAAAA")
+
+
+async def test_hashing_beyond_its_slots_is_refused_after_a_short_wait() -> None:
+    """One slot, held by a hash paused in its thread: the next waits ``wait`` seconds, then 503."""
+    hashing = security.Hashing(slots=1, wait=0.2)
+    release = threading.Event()
+
+    def slow_hash(password: str) -> str:
+        release.wait(5)
+        return security._hasher.hash(password)
+
+    first = asyncio.create_task(hashing.run(slow_hash, "a long enough password"))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as refused:
+        await hashing.run(security._hasher.hash, "another password")
+    waited = time.monotonic() - started
+    release.set()
+    assert (await first).startswith("$argon2id$")
+    assert 0.15 < waited < 1.0
+    assert refused.value.status == 503
+    assert refused.value.retry_after >= 1
+    assert (await hashing.run(security._hasher.hash, "now there is room")).startswith("$argon2id$")
+
+
+def test_hashing_is_bounded_by_the_cores_by_default() -> None:
+    assert security.Hashing().slots == (os.cpu_count() or 1)

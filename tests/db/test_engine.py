@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import migrations
 from api.app import create_app
-from api.db.engine import create_engine, normalize_url, session_factory
-from tests.conftest import settings_for_tests
+from api.db.engine import Database, create_engine, normalize_url, session_factory
+from tests.conftest import asgi_client, fetch_settings, settings_for_tests
 from tests.factories import PASSWORD
 
 
@@ -87,3 +87,68 @@ async def test_concurrent_registrations_on_sqlite_all_succeed(tmp_path: Path) ->
                 )
             )
             assert sorted(r.status_code for r in same) == [201, 409, 409, 409]
+
+
+async def _migrated_file_database(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'writers.db'}"
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(migrations.upgrade)
+    await engine.dispose()
+    return url
+
+
+async def test_a_hundred_sign_ups_beside_a_hundred_job_starts_on_sqlite_never_see_a_locked_database(
+    tmp_path: Path, targets: str
+) -> None:
+    """Writers take turns in the process (``api.db.writers``), not by SQLite's busy timeout."""
+    url = await _migrated_file_database(tmp_path)
+    app = create_app(fetch_settings(database_url=url))
+    async with app.router.lifespan_context(app), asgi_client(app) as client:
+        created = await client.post("/api/v1/users", json={"email": "jobs@example.com", "password": PASSWORD})
+        assert created.status_code == 201
+        signed_in = await client.post(
+            "/api/v1/auth/token", data={"username": "jobs@example.com", "password": PASSWORD}
+        )
+        token = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+        sign_ups = [
+            client.post("/api/v1/users", json={"email": f"w{n}@example.com", "password": PASSWORD})
+            for n in range(100)
+        ]
+        starts = [
+            client.post("/api/v1/fetch-jobs", json={"urls": [f"{targets}/ok?n={n}"]}, headers=token)
+            for n in range(100)
+        ]
+        responses = await asyncio.gather(*sign_ups, *starts)
+        assert sorted({r.status_code for r in responses}) == [201, 202], [
+            r.text for r in responses if r.status_code >= 300
+        ][:3]
+        assert not [r.text for r in responses if "locked" in r.text or r.status_code >= 500]
+        listed = await client.get("/api/v1/fetch-jobs", params={"limit": 100}, headers=token)
+        assert len(listed.json()["items"]) == 100
+
+
+async def test_a_read_completes_while_a_writer_holds_the_write_turn(tmp_path: Path) -> None:
+    url = await _migrated_file_database(tmp_path)
+    database = Database.from_url(url)
+    try:
+        async with database.session() as writer:
+            await writer.execute(
+                text(
+                    "INSERT INTO rate_limit_windows (key, window_start, hits) "
+                    "VALUES ('k', CURRENT_TIMESTAMP, 1)"
+                )
+            )
+            async with asyncio.timeout(1), database.session(read_only=True) as reader:
+                assert await reader.scalar(text("SELECT count(*) FROM users")) == 0
+            waiting = asyncio.create_task(_write_once(database))
+            await asyncio.sleep(0.1)
+            assert not waiting.done()  # the second writer waits its turn, in the process
+        await asyncio.wait_for(waiting, 1)
+    finally:
+        await database.dispose()
+
+
+async def _write_once(database: Database) -> None:
+    async with database.session() as session:
+        await session.execute(text("DELETE FROM rate_limit_windows"))

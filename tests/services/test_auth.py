@@ -2,12 +2,18 @@
 signing in again, a deactivated account loses its token; and checking many live callers again at
 once gives each the answer checking it alone would, in queries that do not grow with their number."""
 
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import httpx2
+import pytest
 from sqlalchemy import update
 
+from api import security
 from api.db.engine import Database
 from api.db.models import User
 from api.db.types import utcnow
@@ -17,7 +23,7 @@ from api.services.callers import Caller
 from api.services.commands import ApiKeyCreate
 from api.settings import Settings
 from tests.conftest import settings_for_tests
-from tests.factories import PASSWORD, bearer, make_user
+from tests.factories import PASSWORD, bearer, graphql, make_user
 from tests.sql import statements
 
 
@@ -117,3 +123,60 @@ async def test_a_deactivated_account_can_no_longer_use_its_token(
     bob = await make_user(database)
     await client.patch(f"/api/v1/users/{bob.id}", json={"is_active": False}, headers=admin)
     assert (await client.get("/api/v1/users/me", headers=bearer(settings, bob))).status_code == 401
+
+
+class TestNoConnectionWhileHashing:
+    """Every hash and verification of a password runs while the request holds no pooled connection
+    (and so, on SQLite, no write turn): each is paused at the thread call, with the suite's real
+    argon2, while the pool's checked-out connections are counted."""
+
+    @staticmethod
+    @asynccontextmanager
+    async def paused_hashing(database: Database) -> AsyncIterator[list[int]]:
+        """Pause each hash until the test has counted the connections checked out at that moment."""
+        held: list[int] = []
+        real = security.HASHING.run
+
+        async def counted(work: Callable[..., Any], *args: object) -> Any:
+            held.append(database.engine.pool.checkedout())  # type: ignore[attr-defined]
+            gate = asyncio.Event()
+            asyncio.get_running_loop().call_later(0.01, gate.set)  # others get the loop meanwhile
+            await gate.wait()
+            return await real(work, *args)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(security.HASHING, "run", counted)
+            yield held
+
+    async def test_sign_up_sign_in_and_password_change(
+        self, live_database: Database, live_client: httpx2.AsyncClient
+    ) -> None:
+        async with self.paused_hashing(live_database) as held:
+            created = await live_client.post(
+                "/api/v1/users", json={"email": "hash@example.com", "password": PASSWORD}
+            )
+            assert created.status_code == 201, created.text
+            signed_in = await live_client.post(
+                "/api/v1/auth/token", data={"username": "hash@example.com", "password": PASSWORD}
+            )
+            assert signed_in.status_code == 200, signed_in.text
+            token = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+            changed = await live_client.put(
+                "/api/v1/users/me/password",
+                json={"current_password": PASSWORD, "new_password": "another long password"},
+                headers=token,
+            )
+            assert changed.status_code == 204, changed.text
+            body = await graphql(
+                live_client,
+                'mutation { login(email: "hash@example.com", password: "another long password") '
+                "{ accessToken } }",
+                headers=token,  # the context reads the caller first: that transaction must end too
+            )
+            assert "errors" not in body, body
+            unknown = await live_client.post(
+                "/api/v1/auth/token", data={"username": "nobody@example.com", "password": PASSWORD}
+            )
+            assert unknown.status_code == 400
+        # sign-up, sign-in, change (verify + hash), GraphQL sign-in, unknown account (dummy)
+        assert held == [0, 0, 0, 0, 0, 0]
