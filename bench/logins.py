@@ -93,16 +93,12 @@ async def storm(base: str, token: str, logins: int) -> None:
         elapsed = time.perf_counter() - started
         done.set()
         during, health = await asyncio.gather(*readers)
+    print(f"  /users/me alone:        p50 {p(alone, 0.5):7.1f} ms  p99 {p(alone, 0.99):7.1f} ms")
     print(
-        f"  /users/me alone:        p50 {percentile(alone, 0.5):7.1f} ms  p99 {percentile(alone, 0.99):7.1f} ms"
-    )
-    print(
-        f"  /users/me during storm: p50 {percentile(during, 0.5):7.1f} ms  p99 {percentile(during, 0.99):7.1f} ms"
+        f"  /users/me during storm: p50 {p(during, 0.5):7.1f} ms  p99 {p(during, 0.99):7.1f} ms"
         f"  ({len(during)} reads)"
     )
-    print(
-        f"  /healthz during storm:  p50 {percentile(health, 0.5):7.1f} ms  p99 {percentile(health, 0.99):7.1f} ms"
-    )
+    print(f"  /healthz during storm:  p50 {p(health, 0.5):7.1f} ms  p99 {p(health, 0.99):7.1f} ms")
     print(f"  {logins} logins in {elapsed:.1f} s: {dict(outcomes)}")
 
 
