@@ -93,6 +93,7 @@ async def storm(base: str, token: str, logins: int) -> None:
         elapsed = time.perf_counter() - started
         done.set()
         during, health = await asyncio.gather(*readers)
+    p = percentile
     print(f"  /users/me alone:        p50 {p(alone, 0.5):7.1f} ms  p99 {p(alone, 0.99):7.1f} ms")
     print(
         f"  /users/me during storm: p50 {p(during, 0.5):7.1f} ms  p99 {p(during, 0.99):7.1f} ms"
