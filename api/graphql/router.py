@@ -15,6 +15,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from api import ide
@@ -30,6 +31,10 @@ from resolvers.context import Context
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 NO_PAYLOAD = cast(UnsetType, UNSET)  # a connection_ack without a payload
 PREFLIGHT_HEADERS = ("GraphQL-Require-Preflight", "Apollo-Require-Preflight", "X-Apollo-Operation-Name")
+SUBSCRIPTIONS_ELSEWHERE = (
+    "Subscriptions are served over WebSocket (graphql-transport-ws or graphql-ws on this path) and "
+    "as Server-Sent Events (GET /api/v1/fetch-jobs/{id}/events), not over plain HTTP."
+)
 
 
 def _accepts_graphql_response(request: Request) -> bool:
@@ -123,15 +128,28 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        """As Strawberry's, but a mutation sent with GET is 405, as GraphQL over HTTP requires."""
+        """As Strawberry's, but a mutation sent with GET is 405, as GraphQL over HTTP requires, and a
+        subscription is a 400 that says where subscriptions are served."""
         try:
             return await super().execute_single(
                 request, request_adapter, sub_response, context, root_value, request_data
             )
         except StrawberryHTTPException as exc:
-            if isinstance(exc.__cause__, InvalidOperationTypeError) and request_adapter.method == "GET":
-                raise StrawberryHTTPException(405, exc.reason) from exc
+            refused = exc.__cause__
+            if isinstance(refused, InvalidOperationTypeError):
+                if refused.operation_type is OperationType.SUBSCRIPTION:
+                    raise StrawberryHTTPException(400, SUBSCRIPTIONS_ELSEWHERE) from exc
+                if request_adapter.method == "GET":
+                    raise StrawberryHTTPException(405, exc.reason) from exc
             raise
+
+    def decode_json(self, data: str | bytes) -> object:
+        """As Strawberry's, with a body that is not UTF-8 or nests too deep for the parser (the
+        stack runs out long before the body cap) refused as a bad request, not failing as a bug."""
+        try:
+            return super().decode_json(data)
+        except (UnicodeDecodeError, RecursionError) as exc:
+            raise StrawberryHTTPException(400, "Unable to parse request body as JSON") from exc
 
     async def run(  # type: ignore[override]
         self,

@@ -1,8 +1,9 @@
 """The Strawberry schema as served: the root types of ``schema.root`` with this transport's
 extensions, executor and configuration."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -13,7 +14,8 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from api.graphql.errors import ErrorRendering, log_unexpected
 from api.graphql.execution import LeafShortcutExecutor
@@ -29,6 +31,31 @@ class Schema(strawberry.Schema):
     ) -> None:
         """Log only what is a bug; refusals and bad documents are the client's business."""
         log_unexpected(errors)
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """As Strawberry's, never a subscription: only plain HTTP requests come here (sockets
+        subscribe), and a subscription there would be run as a query and fail as a bug. Refused,
+        it is ``InvalidOperationTypeError``, which the router answers with a 400 saying where
+        subscriptions are served."""
+        allowed = set(allowed_operation_types or (OperationType.QUERY, OperationType.MUTATION))
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
 
 
 def build_schema(settings: Settings) -> Schema:

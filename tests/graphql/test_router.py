@@ -93,3 +93,36 @@ async def test_each_distinct_document_is_validated_once(
         bad = await client.post("/graphql", json={"query": "{ me { nope } }"})
         assert bad.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     assert len(validated) == 2
+
+
+class TestBadRequestBodies:
+    """Bodies the JSON parser cannot take are the client's error, never a bug."""
+
+    async def test_a_body_that_is_not_utf8_is_400(self, client: httpx2.AsyncClient) -> None:
+        response = await client.post(
+            "/graphql", content=b'{"query": "\xff\xfe"}', headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+    async def test_json_nested_100_000_deep_is_400(self, client: httpx2.AsyncClient) -> None:
+        deep = b"[" * 100_000 + b"]" * 100_000
+        response = await client.post("/graphql", content=deep, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400
+        deep_enough = "[" * 5_000 + "]" * 5_000  # past the recursion limit, within a URL's length
+        variables = await client.get("/graphql", params={"query": "{ me { id } }", "variables": deep_enough})
+        assert variables.status_code == 400
+
+    async def test_a_subscription_over_plain_http_is_400_saying_where_they_are_served(
+        self, client: httpx2.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        subscription = {"query": "subscription { userEvents { kind } }"}
+        for response in (
+            await client.post("/graphql", json=subscription),
+            await client.get("/graphql", params=subscription),
+        ):
+            assert response.status_code == 400
+            (error,) = response.json()["errors"]
+            assert "WebSocket" in error["message"]
+            assert "Server-Sent Events" in error["message"]
+        assert not [r for r in caplog.records if r.levelname == "ERROR"]
