@@ -16,7 +16,13 @@ from api.graphql.router import GraphQLApp
 from api.graphql.schema import build_schema
 from api.jobs import JobRunner
 from api.logs import configure_logging
-from api.middleware import BodyLimitMiddleware, MethodsMiddleware, MetricsMiddleware, RequestIdMiddleware
+from api.middleware import (
+    BodyLimitMiddleware,
+    MethodsMiddleware,
+    MetricsMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
 from api.problems import install_error_handlers
 from api.ratelimit import limiter_for
 from api.rest import system
@@ -118,6 +124,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         BodyLimitMiddleware,
         max_bytes=settings.request_max_bytes,
         multipart_max_bytes=settings.upload_max_bytes + MULTIPART_FRAMING,
+        max_header_bytes=settings.request_max_header_bytes,
+        body_timeout=settings.request_body_timeout,
     )
     if settings.allowed_hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
@@ -130,6 +138,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             expose_headers=["Location", "Link", "X-Request-ID"],
         )
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # around the request id's own answers too
     if settings.metrics_enabled:
         app.add_middleware(MetricsMiddleware)  # outermost: it times the others too
     return app

@@ -1,5 +1,6 @@
 """Pure ASGI middleware (no per-request task or body copy, unlike ``BaseHTTPMiddleware``)."""
 
+import asyncio
 import re
 import time
 import uuid
@@ -131,22 +132,41 @@ def _without_body(send: Send) -> Send:
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies over ``max_bytes`` (``multipart_max_bytes`` for uploads) with 413 and a
-    problem document.
+    """The request's limits: headers over ``max_header_bytes`` in all are 431, a body over
+    ``max_bytes`` (``multipart_max_bytes`` for uploads) is 413, a body that takes longer than
+    ``body_timeout`` seconds to arrive is 408, each with a problem document.
 
-    A declared ``Content-Length`` over the limit is answered before the app runs. A body without
-    one (chunked) is counted as the app reads it; past the limit, reading raises an HTTP 413 that the
-    error handlers render like any other refusal, before anything was written.
+    Headers and a declared ``Content-Length`` over the limit are answered before the app runs
+    (uvicorn's httptools parser takes headers of any size). A body without a length (chunked) is
+    counted as the app reads it; past the limit, reading raises an HTTP 413 that the error handlers
+    render like any other refusal, before anything was written. The body's time counts from the
+    request's start to its last byte, so a client trickling a byte at a time cannot hold a
+    connection (or, through ``read_body_first``, a handler) for long; once the body is in, waiting
+    on ``receive`` (a stream listening for the client to go) is not timed.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, multipart_max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        multipart_max_bytes: int,
+        max_header_bytes: int = 16 * 1024,
+        body_timeout: float = 10.0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.multipart_max_bytes = multipart_max_bytes
+        self.max_header_bytes = max_header_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
+            detail = f"The request's headers are larger than {self.max_header_bytes} bytes."
+            code = "REQUEST_HEADER_FIELDS_TOO_LARGE"
+            await problem(Request(scope), 431, code, detail)(scope, receive, send)
             return
         headers = Headers(scope=scope)
         multipart = headers.get("content-type", "").startswith("multipart/form-data")
@@ -157,17 +177,58 @@ class BodyLimitMiddleware:
             await problem(Request(scope), 413, "PAYLOAD_TOO_LARGE", detail)(scope, receive, send)
             return
         received = 0
+        complete = False
+        deadline = asyncio.get_running_loop().time() + self.body_timeout
 
         async def counted() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                late = f"The request body did not arrive within {self.body_timeout:g} s."
+                raise HTTPException(408, late, headers={"Connection": "close"}) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise HTTPException(413, detail)
+                complete = not message.get("more_body", False)
             return message
 
         await self.app(scope, counted, send)
+
+
+class SecurityHeadersMiddleware:
+    """The headers every HTTP answer carries: no MIME sniffing, no framing, no referrer, and a
+    content security policy that allows nothing for answers that set none of their own (the IDE
+    pages set theirs, ``api.ide``). Appended to the response start, so cheap on the read path."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+    )
+    CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                given = list(message.get("headers", ()))
+                names = {name.lower() for name, _ in given}
+                added = [header for header in (*self.HEADERS, self.CSP) if header[0] not in names]
+                message["headers"] = given + added
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 _METHOD_LABELS = frozenset({*_METHODS, "HEAD", "OPTIONS"})

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     fetch_job_max_attempts: int = Field(default=3, ge=1)
     upload_max_bytes: int = Field(default=1024 * 1024, ge=1)
     request_max_bytes: int = Field(default=1024 * 1024, ge=1)
+    request_max_header_bytes: int = Field(default=16 * 1024, ge=1024, description="all headers together")
+    # How long a request's whole body may take to arrive (a client trickling bytes is answered 408).
+    request_body_timeout: float = Field(default=10.0, gt=0, description="seconds")
     cors_origins: list[str] = []
     allowed_hosts: list[str] = ["*"]
     graphql_introspection: bool | None = None

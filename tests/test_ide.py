@@ -76,7 +76,7 @@ class TestGraphiQLPage:
     async def test_a_get_with_a_query_is_an_operation_not_the_page(self, client: httpx2.AsyncClient) -> None:
         answer = await client.get("/graphql", params={"query": "{ __typename }"}, headers=PAGE)
         assert answer.json() == {"data": {"__typename": "Query"}}
-        assert "content-security-policy" not in answer.headers
+        assert answer.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
 
     def test_the_pinned_versions_are_those_of_the_lock(self) -> None:
         lock = json.loads((STATIC / "package-lock.json").read_text())
