@@ -1,17 +1,21 @@
 """Password hashing and access tokens.
 
-Hashing is argon2id through pwdlib and runs in a worker thread: a hash takes tens of milliseconds of
-CPU, which would otherwise stall every other request on the event loop. At most one hash per core
+Hashing is argon2id through pwdlib and runs in threads of its own at the lowest CPU priority: a hash
+takes tens of milliseconds of CPU on several cores, which would otherwise stall every other request
+on the event loop. At most one hash per core
 runs at once (``HASHING``): more would only share the same cores slower, and two hundred sign-ins at
 once would fill anyio's forty worker threads and leave none for anything else. A hash that cannot
 start within ``HASHING.wait`` seconds is refused with ``ServiceUnavailable`` (503, ``Retry-After``)
 rather than queued for ever. Callers hash and verify while they hold no database connection.
 """
 
+import asyncio
 import hashlib
 import os
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -26,6 +30,7 @@ from api.errors import ServiceUnavailable
 from api.settings import Settings
 
 _hasher = PasswordHash((Argon2Hasher(),))
+LOWEST_PRIORITY = 19  # the nice value of hashing threads
 T = TypeVar("T")
 
 
@@ -55,18 +60,30 @@ class Hashing:
         self.slots = slots or os.cpu_count() or 1
         self.wait = wait
         self._limiter = anyio.CapacityLimiter(self.slots)
+        if threads := getattr(self, "_threads", None):
+            threads.shutdown(wait=False)  # its hashes in flight finish; it takes no more
+        self._threads = ThreadPoolExecutor(self.slots, "password-hashing", initializer=_yield_to_the_loop)
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
-        """``work(*args)`` in a worker thread once a slot is free; ``ServiceUnavailable`` if none
+        """``work(*args)`` in a hashing thread once a slot is free; ``ServiceUnavailable`` if none
         frees up within ``wait`` seconds."""
         with anyio.move_on_after(self.wait) as waiting:
             await self._limiter.acquire()
         if waiting.cancelled_caught:
             raise ServiceUnavailable("every password-hashing slot is busy", retry_after=1)
         try:
-            return await anyio.to_thread.run_sync(work, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
         finally:
             self._limiter.release()
+
+
+def _yield_to_the_loop() -> None:
+    """Hashing threads run at the lowest CPU priority (Linux keeps a nice value per thread, and the
+    threads argon2 starts for its lanes inherit it): the cores still go to hashing whenever nothing
+    else wants them, but the event loop's thread is scheduled first, so cheap requests keep their
+    latency under a sign-in storm."""
+    with suppress(OSError):  # a platform without per-thread priorities hashes at normal priority
+        os.setpriority(os.PRIO_PROCESS, 0, LOWEST_PRIORITY)
 
 
 HASHING = Hashing()

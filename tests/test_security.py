@@ -196,3 +196,11 @@ async def test_hashing_beyond_its_slots_is_refused_after_a_short_wait() -> None:
 
 def test_hashing_is_bounded_by_the_cores_by_default() -> None:
     assert security.Hashing().slots == (os.cpu_count() or 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priorities are a POSIX call")
+async def test_hashes_run_at_the_lowest_priority_so_the_event_loop_comes_first() -> None:
+    hashing = security.Hashing(slots=1, wait=1)
+    priority_there = await hashing.run(os.getpriority, os.PRIO_PROCESS, 0)
+    assert priority_there == security.LOWEST_PRIORITY
+    assert os.getpriority(os.PRIO_PROCESS, 0) != security.LOWEST_PRIORITY  # the loop's thread is untouched
