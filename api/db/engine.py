@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import URL
@@ -92,6 +92,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+class SessionEnded(RuntimeError):
+    """A statement on a session whose block is over (a bug of the caller's, reported as one)."""
+
+
 class SerialSession(AsyncSession):
     """An ``AsyncSession`` that runs one statement at a time, whoever asks.
 
@@ -102,9 +106,20 @@ class SerialSession(AsyncSession):
     """
 
     _turn: asyncio.Lock | None = None
+    _ended = False
+
+    def end(self) -> None:
+        """No statement after this one: the block that owned the session is over (``Database.session``).
+
+        A plain session would begin a new transaction for a late caller, a resolver or a DataLoader
+        batch that graphql-core lets finish in the background after the answer has gone, and nobody
+        would end it: a pooled connection lost, and on SQLite the write lock held for good."""
+        self._ended = True
 
     @asynccontextmanager
     async def _serial(self) -> AsyncIterator[None]:
+        if self._ended:
+            raise SessionEnded("this session's request or event is over; it runs no more statements")
         if self._turn is None:
             self._turn = asyncio.Lock()
         async with self._turn:
@@ -212,16 +227,19 @@ class Database:
             if self.bus is not None:
                 publish_with(session, self.bus)
             try:
-                yield session
-            except DomainError as exc:
-                await (session.commit() if exc.keeps_changes else session.rollback())
-                raise
-            except BaseException:
-                await session.rollback()
-                raise
-            if session.in_transaction():  # one that never read needs no round trip
-                await session.commit()
-                self.outage.recovered()
+                try:
+                    yield session
+                except DomainError as exc:
+                    await (session.commit() if exc.keeps_changes else session.rollback())
+                    raise
+                except BaseException:
+                    await session.rollback()
+                    raise
+                if session.in_transaction():  # one that never read needs no round trip
+                    await session.commit()
+                    self.outage.recovered()
+            finally:
+                cast(SerialSession, session).end()
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query."""

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import migrations
 from api.app import create_app
-from api.db.engine import Database, create_engine, normalize_url, session_factory
+from api.db.engine import Database, SessionEnded, create_engine, normalize_url, session_factory
 from tests.conftest import asgi_client, fetch_settings, settings_for_tests
 from tests.factories import PASSWORD
 
@@ -152,3 +152,18 @@ async def test_a_read_completes_while_a_writer_holds_the_write_turn(tmp_path: Pa
 async def _write_once(database: Database) -> None:
     async with database.session() as session:
         await session.execute(text("DELETE FROM rate_limit_windows"))
+
+
+async def test_a_statement_after_the_session_block_is_refused_and_holds_nothing(
+    live_database: Database,
+) -> None:
+    """A late caller (a resolver or a DataLoader batch that graphql-core settles in the background,
+    after the answer has gone) must not begin a transaction nobody ends: a plain session would, and
+    on SQLite that one holds the write lock for good. Here the late statement is refused, no
+    connection stays checked out, and the next writer goes through."""
+    async with live_database.session() as kept:
+        await kept.execute(text("SELECT 1"))
+    with pytest.raises(SessionEnded):
+        await kept.execute(text("DELETE FROM rate_limit_windows"))
+    assert live_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    await asyncio.wait_for(_write_once(live_database), 2)
