@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -45,9 +45,14 @@ class Event:
     # When it was announced (in the transaction that causes it; wall clock, so that another process
     # can tell how long it took to arrive): the live feeds measure their delivery lag from it.
     sent_at: float = field(default_factory=time.time)
+    # Events with the same key say the same thing anew (a job's state): a newer one replaces an older
+    # one a subscriber has not read yet. Events without a key (a job's result) are each delivered.
+    replaces: str | None = None
 
     def encode(self) -> str:
-        message = {"topics": self.topics, "data": self.data, "at": round(self.sent_at, 6)}
+        message: dict[str, Any] = {"topics": self.topics, "data": self.data, "at": round(self.sent_at, 6)}
+        if self.replaces is not None:
+            message["replaces"] = self.replaces
         encoded = json.dumps(message, separators=(",", ":"))
         if len(encoded.encode()) > MAX_EVENT_BYTES:
             raise ValueError(f"an event must fit in {MAX_EVENT_BYTES} bytes: {encoded[:200]}…")
@@ -61,10 +66,11 @@ class Event:
             raise ValueError("topics must be a list of strings")
         if not isinstance(data, dict):
             raise ValueError("data must be an object")
-        at = parsed.get("at")
+        at, replaces = parsed.get("at"), parsed.get("replaces")
+        replaces = replaces if isinstance(replaces, str) else None
         if isinstance(at, int | float):
-            return cls(tuple(topics), data, sent_at=float(at))
-        return cls(tuple(topics), data)  # from a process that does not say when: now
+            return cls(tuple(topics), data, sent_at=float(at), replaces=replaces)
+        return cls(tuple(topics), data, replaces=replaces)  # from a process that does not say when: now
 
 
 class Overflowed(DomainError):
@@ -79,33 +85,51 @@ _OVERFLOW: Final = Event((), {})
 
 
 class Subscription:
-    """A subscriber's bounded queue of events; ``async with`` it to stop receiving on the way out."""
+    """A subscriber's bounded queue of events; ``async with`` it to stop receiving on the way out.
+
+    What the subscriber has not read yet is coalesced: an event that ``replaces`` an older one still
+    queued takes its place at the end, so a reader that fell behind reads the latest state once."""
 
     def __init__(self, bus: "Bus", topics: tuple[str, ...], maxsize: int) -> None:
         self._bus = bus
         self.topics = topics
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self._maxsize = maxsize
+        self._queue: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self.overflowed = False
+        self.coalesced = 0  # events replaced before they were read
 
     def deliver(self, event: Event) -> None:
         if self.overflowed:
             return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if event.replaces is not None and self._queue:
+            older = next((e for e in self._queue if e.replaces == event.replaces), None)
+            if older is not None:
+                self._queue.remove(older)
+                self.coalesced += 1
+        if len(self._queue) >= self._maxsize:
             self.overflowed = True
             metrics.SUBSCRIBERS_CUT_OFF.inc()
             self._bus.unsubscribe(self)
-            while not self._queue.empty():  # drop the backlog now, not when the reader gets round to it
-                self._queue.get_nowait()
-            self._queue.put_nowait(_OVERFLOW)
+            self._queue.clear()  # drop the backlog now, not when the reader gets round to it
+            self._queue.append(_OVERFLOW)
+        else:
+            self._queue.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def get(self) -> Event:
         """The next event (a ``resync`` one included); ``Overflowed`` once the queue has overflowed."""
-        event = await self._queue.get()
+        while not self._queue:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        event = self._queue[0]
         if event is _OVERFLOW:
-            self._queue.put_nowait(_OVERFLOW)
             raise Overflowed("The subscriber fell too far behind; subscribe again.")
+        self._queue.popleft()
         return event
 
     async def __aenter__(self) -> Self:

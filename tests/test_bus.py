@@ -1,5 +1,5 @@
 """The event bus as a live stream feels it: a subscriber that falls behind is cut off, and
-PostgreSQL's listener comes back after losing its connection."""
+PostgreSQL's listener comes back after losing its connection, and a newer job state replaces one not read yet."""
 
 import asyncio
 
@@ -7,6 +7,7 @@ import httpx2
 import pytest
 from sqlalchemy import text
 
+from api.bus import Event, LocalBus
 from api.db.engine import Database
 from api.services import users
 from api.services.commands import UserCreate
@@ -76,3 +77,24 @@ async def test_after_the_bus_listens_again_a_job_stream_rereads_the_job_and_goes
     assert (reread["result"], reread["job"]["status"], reread["job"]["completed"]) == (None, "RUNNING", 1)
     assert (fetched["result"]["position"], fetched["job"]["completed"]) == (1, 2)
     assert (ended["result"], ended["job"]["status"]) == (None, "DONE")
+
+
+async def test_a_newer_job_state_replaces_one_not_read_yet_and_every_result_stays() -> None:
+    bus = LocalBus()
+    subscription = bus.subscribe("job:1", maxsize=10)
+
+    def state(status: str) -> Event:
+        return Event(("job:1",), {"status": status, "position": None}, replaces="job-state:1")
+
+    for event in (state("PENDING"), Event(("job:1",), {"position": 0}), state("RUNNING")):
+        bus.dispatch(event)
+    bus.dispatch(Event(("job:1",), {"position": 1}))
+    bus.dispatch(state("DONE"))
+    read = [(await subscription.get()).data for _ in range(3)]
+    assert read == [{"position": 0}, {"position": 1}, {"status": "DONE", "position": None}]
+    assert subscription.coalesced == 2
+    decoded = Event.decode(state("DONE").encode())
+    assert decoded.replaces == "job-state:1"  # across processes too
+    async with subscription:
+        pass
+    assert bus.subscribers == 0

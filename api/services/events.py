@@ -48,7 +48,9 @@ async def job_changed(
     ``completed`` results in all. A change of status is also counted, once it is committed: every
     transition of a job is announced here (created, claimed, finished, failed, cancelled)."""
     data = {"job": str(job_id), "status": status.value, "completed": completed, "position": position}
-    await publish(session, Event((job_topic(job_id), owner_topic(owner_id)), data))
+    # A change of status is the job's state alone: a newer one replaces it in a subscriber's queue.
+    replaces = f"job-state:{job_id}" if position is None else None
+    await publish(session, Event((job_topic(job_id), owner_topic(owner_id)), data, replaces=replaces))
     if position is None:
         after_commit(session, _TRANSITIONS[status].inc)
 
