@@ -111,7 +111,19 @@ async def streamed(
         try:
             async for update in updates:
                 async with info.context.event_scope(update.shared):
-                    yield convert(update)
+                    yield _converted(update, convert)
         except Unauthenticated as exc:
             await info.context.signed_out(exc.message)
             raise
+
+
+def _converted(update: UpdateT, convert: Callable[[UpdateT], EventT]) -> EventT:
+    """``convert(update)``, once for all the subscribers an event reached (``update.shared``)."""
+    shared = update.shared
+    if shared is None:
+        return convert(update)
+    key = (_converted, convert)
+    if key not in shared:
+        shared[key] = convert(update)
+    event: EventT = shared[key]
+    return event

@@ -6,7 +6,6 @@ loaders of its own."""
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -109,11 +108,35 @@ def socket_credentials(
     return (bearer.strip() if bearer else None), api_key
 
 
-@dataclass(slots=True)
 class _Scope:
-    session: AsyncSession
-    loaders: Loaders
-    shared: Shared = None
+    """The session and loaders of one operation or event. An event's are made on first use: a
+    subscriber whose response another subscriber's execution already gave (``api.graphql.execution``)
+    never touches them, and a thousand of them should not build a thousand sessions per event."""
+
+    __slots__ = ("_loaders", "_make", "_session", "caller", "shared")
+
+    def __init__(
+        self, make: Callable[[], AsyncSession], caller: Callable[[], Caller | None], shared: Shared
+    ) -> None:
+        self._make, self.caller, self.shared = make, caller, shared
+        self._session: AsyncSession | None = None
+        self._loaders: Loaders | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._make()
+        return self._session
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders(self.session, self.caller)
+        return self._loaders
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 # The session and loaders of the operation (or subscription event) running in the current task.
@@ -160,9 +183,19 @@ class SocketContext(Context):
     async def scope(self, shared: Shared = None, *, read_only: bool = False) -> AsyncIterator[None]:
         """A session (committed at the end, rolled back on an error) and loaders for what runs inside.
         The session connects only if something reads, so a subscription's own scope costs nothing."""
-        async with self.database.session(read_only=read_only) as session:
+        if read_only:  # nothing to commit: a session only if the event's resolvers read
+            scope = _Scope(self.database.reads, lambda: self.caller, shared)
             previous = _scope.get()
-            _scope.set(_Scope(session, Loaders(session, lambda: self.caller), shared))
+            _scope.set(scope)
+            try:
+                yield
+            finally:
+                _scope.set(previous)  # not reset(): an event's generator may be closed elsewhere
+                await scope.close()
+            return
+        async with self.database.session() as session:
+            previous = _scope.get()
+            _scope.set(_Scope(lambda: session, lambda: self.caller, shared))
             try:
                 yield
             finally:

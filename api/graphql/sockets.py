@@ -15,16 +15,20 @@ A shutdown closes the open sockets with 1001 below the app, in uvicorn's protoco
 """
 
 import asyncio
+import json
 from contextlib import suppress
 from typing import Any
 
+from starlette.websockets import WebSocketDisconnect
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.unset import UnsetType
 
 from api import metrics
@@ -70,6 +74,23 @@ def message_problem(message: object, operation_types: tuple[str, ...]) -> str | 
     if payload is not None and not isinstance(payload, dict):
         return "The payload must be an object."
     return None
+
+
+_NEXT = '{{"id":{},"type":"next","payload":{}}}'
+_ENCODED = object()  # the key of the encoded responses in what an event's subscribers share
+
+
+def encoded(shared: dict[Any, Any], result: ExecutionResult) -> str:
+    """The ``next`` payload of ``result`` as JSON, encoded by the first of the event's subscribers
+    to send it. Strawberry gives each subscriber a result object of its own, but a shared execution's
+    ``data`` is the one dictionary: that is what identifies the response."""
+    responses: dict[int, tuple[object, str]] = shared.setdefault(_ENCODED, {})
+    found = responses.get(id(result.data))
+    if found is not None and found[0] is result.data:
+        return found[1]
+    text = json.dumps({"data": result.data}, separators=(",", ":"))
+    responses[id(result.data)] = (result.data, text)  # the data is held, so its id is not reused
+    return text
 
 
 class _Policy:
@@ -187,6 +208,28 @@ class TransportWSHandler(_Policy, BaseGraphQLTransportWSHandler[Context, None]):
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         async with self.socket.scope():
             await super().run_operation(operation)
+
+    async def _send_result_stream(self, operation: Operation[Context, None], result_source: Any) -> None:
+        """As Strawberry's, but a response shared by the event's subscribers (``api.graphql.execution``)
+        is encoded once per event, and that same text is written to each of their sockets."""
+        first = True
+        async for result in result_source:
+            if first and isinstance(result, PreExecutionError):
+                await self._handle_pre_execution_error(operation, result)
+                return
+            if not isinstance(result, ExecutionResult):
+                await self._reject_incremental_delivery(operation)
+                return
+            first = False
+            shared = self.context.shared()
+            if shared is None or result.errors or result.extensions or operation.completed:
+                await operation.send_next(result)
+                continue
+            text = _NEXT.format(json.dumps(operation.id), encoded(shared, result))
+            try:
+                await self.websocket.ws.send_text(text)
+            except WebSocketDisconnect as exc:  # as Strawberry's own send
+                raise WebSocketDisconnected from exc
 
     async def _ping(self) -> bool:
         self._pong.clear()

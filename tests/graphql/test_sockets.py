@@ -3,13 +3,16 @@ sign-in from ``connection_init``, the close codes, pings, the cap on subscriptio
 socket frees when an operation or the socket ends."""
 
 import asyncio
+import json
 from typing import Any
 
 import httpx2
 import pytest
 from fastapi import FastAPI
+from strawberry.types.execution import ExecutionResult
 
 from api.db.engine import Database
+from api.graphql.sockets import encoded
 from api.security import create_access_token
 from api.services import fetch_jobs
 from tests.conftest import Serve
@@ -188,3 +191,13 @@ async def test_a_subscriber_leaving_while_its_event_executes_leaves_no_connectio
             return bool(live_database.engine.pool.checkedout() == 0)  # type: ignore[attr-defined]
 
         await until_true(none_checked_out, within=1, what="the event's session to give its connection back")
+
+
+def test_a_shared_response_is_encoded_once_for_every_socket_of_the_event() -> None:
+    data = {"userEvents": {"kind": "UPDATED"}}
+    shared: dict[Any, Any] = {}
+    first = encoded(shared, ExecutionResult(data=data, errors=None))
+    second = encoded(shared, ExecutionResult(data=data, errors=None))  # another subscriber's result
+    assert first is second  # the same text object goes to each socket
+    assert json.loads(first) == {"data": data}
+    assert encoded(shared, ExecutionResult(data=dict(data), errors=None)) is not first  # its own data
