@@ -11,6 +11,7 @@ from websockets.protocol import State
 
 GOING_AWAY = 1001
 GRACE_SECONDS = 20
+ABORT_AFTER = 1.0  # seconds a closing socket's peer has to take what is left to send
 
 
 class GoingAwayWebSockets(WebSocketsSansIOProtocol):
@@ -27,3 +28,10 @@ class GoingAwayWebSockets(WebSocketsSansIOProtocol):
             # connection is left to close, which is all uvicorn does once a close was sent.
             self.close_sent = True
         super().shutdown()
+        # A peer that stopped reading never takes the close frame, and a transport with data left to
+        # send never finishes closing: uvicorn would wait out its whole grace period for it.
+        self.loop.call_later(ABORT_AFTER, self._abort)
+
+    def _abort(self) -> None:
+        if not self.disconnected:  # connection_lost never came: drop it (sends waiting on it fail)
+            self.transport.abort()

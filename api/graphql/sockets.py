@@ -232,11 +232,17 @@ class TransportWSHandler(_Policy, BaseGraphQLTransportWSHandler[Context, None]):
                 raise WebSocketDisconnected from exc
 
     async def _ping(self) -> bool:
+        """The ping's send is inside the timeout too: to a peer that stopped reading it may wait for
+        the socket to drain, which never comes."""
         self._pong.clear()
-        with suppress(Exception):
-            await self.send_message({"type": "ping"})
+
+        async def answered() -> None:
+            with suppress(Exception):
+                await self.send_message({"type": "ping"})
+            await self._pong.wait()
+
         try:
-            await asyncio.wait_for(self._pong.wait(), self.context.settings.ws_ping_timeout)
+            await asyncio.wait_for(answered(), self.context.settings.ws_ping_timeout)
         except TimeoutError:
             return False
         return True
