@@ -80,7 +80,6 @@ class Followers:
     states: int = 0  # job-state-only events received, over every socket
     completed: int = 0
     sockets: list[ClientConnection] = field(default_factory=list)
-    trace: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     async def read(self, ws: ClientConnection) -> None:
         first = True
@@ -93,8 +92,6 @@ class Followers:
                     if self.completed == self.count:
                         self.ended.set()
                     continue
-                if os.environ.get("BENCH_TRACE"):
-                    self.trace[id(ws)].append(str(raw[:300]))
                 if message["type"] != "next" or "errors" in message["payload"]:
                     raise SystemExit(f"bench: a subscriber got {message}")
                 event = message["payload"]["data"]["fetchJobEvents"]
@@ -257,10 +254,6 @@ async def run(subscribers: int, results: int, url: str) -> Figures:
             continue  # the gate's result: fetched long before it was let go
         if len(arrived) != subscribers:
             counts = {p: len(a) for p, a in sorted(followers.arrivals.items())}
-            for t in list(followers.trace.values())[:1000]:
-                if len(t) < results + 3:
-                    print("\n".join(t[:8]))
-                    break
             raise SystemExit(f"bench: result {position} reached {len(arrived)} subscribers: {counts}")
         these = [(at - followers.fetched_at[position]) * 1000 for at in arrived]
         latencies += these
