@@ -34,14 +34,14 @@ async def _until_healthy(port: int) -> None:
         await until(healthy, within=15, what=f"the server on port {port} to start")
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``switchboard serve --workers 2`` with JSON logs, on a PostgreSQL that does not answer (so the
-    bus and the job sweeper complain, and a request that reads a user fails unexpectedly): every line
-    it wrote to stderr, parsed, and what the requests saw."""
+Logged = tuple[list[dict[str, Any]], dict[str, Any]]
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, database: str, workers: int, failing: str) -> Logged:
+    """``switchboard serve`` with JSON logs on ``database``: every line it wrote to stderr, parsed,
+    and what a ``/healthz`` and a ``GET /api/v1/users/me`` (request id ``failing``) got."""
     stderr = tmp_path_factory.mktemp("logs") / "stderr.log"
     port = free_port()
-    database = f"postgresql+asyncpg://switchboard:switchboard@127.0.0.1:{free_port()}/switchboard"
     token = create_access_token(settings_for_tests(), uuid.uuid4()).token
     env = {"SWITCHBOARD_LOG_FORMAT": "json", "SWITCHBOARD_LOG_LEVEL": "INFO"}
 
@@ -50,36 +50,48 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any
         async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             healthy = await client.get("/healthz")
             failed = await client.get(
-                "/api/v1/users/me",
-                headers={"Authorization": f"Bearer {token}", "X-Request-ID": "log-test-failure"},
+                "/api/v1/users/me", headers={"Authorization": f"Bearer {token}", "X-Request-ID": failing}
             )
         return {"ok_id": healthy.headers["x-request-id"], "failed": failed}
 
-    with stderr.open("wb") as sink, server_process(port, database, "--workers", "2", env=env, stderr=sink):
+    args = ("--workers", str(workers))
+    with stderr.open("wb") as sink, server_process(port, database, *args, env=env, stderr=sink):
         seen = asyncio.run(traffic())
     lines = stderr.read_text().splitlines()
     assert lines, "the server wrote nothing"
     return [json.loads(line) for line in lines], seen
 
 
-def test_every_line_is_one_json_object_with_the_fields(
-    served: tuple[list[dict[str, Any]], dict[str, Any]],
-) -> None:
-    records, _ = served
-    for record in records:
-        assert record.keys() >= FIELDS, record
-        assert ISO_UTC.fullmatch(record["time"]), record["time"]
-    loggers = {r["logger"] for r in records}
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory) -> Logged:
+    """A server on a SQLite file that was never migrated: reading a user meets a real bug (no such
+    table), and so does the job sweeper."""
+    database = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('unmigrated') / 'empty.db'}"
+    return _serve(tmp_path_factory, database, 1, "log-test-failure")
+
+
+@pytest.fixture(scope="module")
+def away(tmp_path_factory: pytest.TempPathFactory) -> Logged:
+    """Two workers on a PostgreSQL that does not answer: the bus cannot listen, and a request that
+    reads a user is refused for the database (one warning for the outage, not a traceback)."""
+    database = f"postgresql+asyncpg://switchboard:switchboard@127.0.0.1:{free_port()}/switchboard"
+    return _serve(tmp_path_factory, database, 2, "log-test-outage")
+
+
+def test_every_line_is_one_json_object_with_the_fields(broken: Logged, away: Logged) -> None:
+    for records in (broken[0], away[0]):
+        for record in records:
+            assert record.keys() >= FIELDS, record
+            assert ISO_UTC.fullmatch(record["time"]), record["time"]
+    loggers = {r["logger"] for r in broken[0]}
     assert {"uvicorn.error", "switchboard.access", "switchboard.errors"} <= loggers
-    messages = [r["message"] for r in records if r["logger"] == "uvicorn.error"]
+    messages = [r["message"] for r in away[0] if r["logger"] == "uvicorn.error"]
     assert any(m.startswith("Started parent process") for m in messages)  # the supervisor's own line
     assert messages.count("Application startup complete.") == 2  # one per worker
 
 
-def test_the_access_line_carries_the_request_id_of_its_request(
-    served: tuple[list[dict[str, Any]], dict[str, Any]],
-) -> None:
-    records, seen = served
+def test_the_access_line_carries_the_request_id_of_its_request(broken: Logged) -> None:
+    records, seen = broken
     access = [r for r in records if r["logger"] == "switchboard.access"]
     mine = [r for r in access if r["request_id"] == seen["ok_id"]]
     assert [(r["method"], r["path"], r["status"]) for r in mine] == [("GET", "/healthz", 200)]
@@ -89,10 +101,8 @@ def test_the_access_line_carries_the_request_id_of_its_request(
     assert [(r["path"], r["status"]) for r in failed] == [("/api/v1/users/me", 500)]
 
 
-def test_a_failure_is_one_record_with_its_request_id_and_traceback(
-    served: tuple[list[dict[str, Any]], dict[str, Any]],
-) -> None:
-    records, seen = served
+def test_a_failure_is_one_record_with_its_request_id_and_traceback(broken: Logged) -> None:
+    records, seen = broken
     response = seen["failed"]
     assert response.status_code == 500
     assert response.json()["code"] == "INTERNAL_SERVER_ERROR"
@@ -106,18 +116,26 @@ def test_a_failure_is_one_record_with_its_request_id_and_traceback(
         "log-test-failure",
     )
     assert failure["exception"].startswith("Traceback (most recent call last):")
-    assert "ConnectionRefusedError" in failure["exception"]
+    assert "no such table" in failure["exception"]
     assert not any("Exception in ASGI application" in r["message"] for r in records)
 
 
-def test_the_runner_and_the_bus_log_through_the_same_configuration(
-    served: tuple[list[dict[str, Any]], dict[str, Any]],
-) -> None:
-    records, _ = served
-    jobs = [r for r in records if r["logger"] == "switchboard.jobs"]
+def test_a_database_away_is_one_warning_without_a_traceback(away: Logged) -> None:
+    records, seen = away
+    assert seen["failed"].status_code == 503
+    assert seen["failed"].headers["retry-after"]
+    outage = [r for r in records if r["message"].startswith("database unavailable")]
+    assert len(outage) <= 2  # once per worker that met it: the request's worker, perhaps the other's sweeper
+    assert outage
+    assert all(r["level"] == "WARNING" and "exception" not in r for r in outage)
+    assert not any("exception" in r for r in records if r["logger"] != "switchboard.bus")
+
+
+def test_the_runner_and_the_bus_log_through_the_same_configuration(broken: Logged, away: Logged) -> None:
+    jobs = [r for r in broken[0] if r["logger"] == "switchboard.jobs"]
     assert jobs
     assert all(r["level"] == "ERROR" and "Traceback" in r["exception"] for r in jobs)
-    bus = [r for r in records if r["logger"] == "switchboard.bus"]
+    bus = [r for r in away[0] if r["logger"] == "switchboard.bus"]
     assert bus
     assert all(r["level"] == "WARNING" and "cannot listen" in r["message"] for r in bus)
 
