@@ -9,10 +9,11 @@ from sqlalchemy import text
 
 from api.bus import Event, LocalBus
 from api.db.engine import Database
-from api.services import users
-from api.services.commands import UserCreate
+from api.db.models import User
+from api.services import events
+from api.services.events import UserEventKind
 from tests.conftest import Serve
-from tests.factories import PASSWORD, bearer, make_user
+from tests.factories import bearer, make_user
 from tests.sockets import PROTOCOLS, socket, subscribed
 from tests.waiting import until
 
@@ -30,9 +31,10 @@ async def test_a_subscriber_that_falls_behind_is_cut_off(serve: Serve, live_data
         await subscribed(app, 1)
         async with live_database.session() as session:  # three events in one commit: one burst
             for n in range(3):
-                await users.create_user(
-                    session, data=UserCreate(email=f"burst-{n}@example.com", password=PASSWORD)
-                )
+                user = User(email=f"burst-{n}@example.com", password_hash="-")
+                session.add(user)
+                await session.flush()
+                await events.user_changed(session, kind=UserEventKind.CREATED, user=user)
         messages = [await asyncio.wait_for(ws.receive(), 5)]
         while messages[-1]["type"] != "complete":
             messages.append(await asyncio.wait_for(ws.receive(), 5))
