@@ -107,7 +107,7 @@ class Subscription:
             if older is not None:
                 self._queue.remove(older)
                 self.coalesced += 1
-        if len(self._queue) >= self._maxsize:
+        if 0 < self._maxsize <= len(self._queue):  # 0: unbounded, as for asyncio.Queue
             self.overflowed = True
             metrics.SUBSCRIBERS_CUT_OFF.inc()
             self._bus.unsubscribe(self)

@@ -100,3 +100,15 @@ async def test_a_newer_job_state_replaces_one_not_read_yet_and_every_result_stay
     async with subscription:
         pass
     assert bus.subscribers == 0
+
+
+async def test_a_subscription_of_size_zero_is_unbounded() -> None:
+    """As for ``asyncio.Queue``: the job runner listens for its job's cancel that way, and a bounded
+    reading of 0 cut it off at the first event, so a cancel waited for the lease to notice it."""
+    bus = LocalBus()
+    subscription = bus.subscribe("job:1", maxsize=0)
+    for n in range(1000):
+        bus.dispatch(Event(("job:1",), {"n": n}))
+    assert not subscription.overflowed
+    assert [(await subscription.get()).data["n"] for _ in range(1000)] == list(range(1000))
+    bus.unsubscribe(subscription)
