@@ -3,6 +3,7 @@ from the same FastAPI dependencies the REST routes use, and one per WebSocket, w
 shared by its operations while each of them (and each event of a subscription) gets a session and
 loaders of its own."""
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 
 from api.db.engine import Database
 from api.deps import (
@@ -27,25 +28,46 @@ from api.deps import (
     SettingsDep,
 )
 from api.errors import Unauthenticated
+from api.graphql.parsing import only_reads
 from api.services import auth
 from api.services.callers import Caller
 from api.services.live import Shared
+from api.settings import Settings
 from resolvers.context import Context
 from resolvers.loaders import Loaders
 
 
 async def get_operation_session(
-    connection: HTTPConnection, database: DatabaseDep
+    _body: BodyReadFirst, connection: HTTPConnection, database: DatabaseDep, settings: SettingsDep
 ) -> AsyncIterator[AsyncSession | None]:
-    """The session of an operation over HTTP (as ``SessionDep``, read-only for a GET without an API
-    key: GraphQL over HTTP refuses a mutation sent with GET); none for a WebSocket, whose
-    operations and events open their own (``SocketContext.scope``)."""
+    """The session of an operation over HTTP (as ``SessionDep``); none for a WebSocket, whose
+    operations and events open their own (``SocketContext.scope``).
+
+    A query without an API key (whose use is written down) gets a session that only reads: on
+    SQLite it never waits for the write lock, as WAL lets it read beside a writer. That is any GET
+    (GraphQL over HTTP refuses a mutation sent with GET) and a JSON POST whose operation is a query."""
     if connection.scope["type"] == "websocket":
         yield None
         return
-    read_only = connection.scope.get("method") == "GET" and API_KEY_HEADER not in connection.headers
+    read_only = API_KEY_HEADER not in connection.headers and await _is_query(connection, settings)
     async with database.session(read_only=read_only) as session:
         yield session
+
+
+async def _is_query(connection: HTTPConnection, settings: Settings) -> bool:
+    if connection.scope.get("method") == "GET":
+        return True
+    if not isinstance(connection, Request) or connection.headers.get("content-type", "").split(";")[0] != (
+        "application/json"
+    ):
+        return False  # a multipart upload is a mutation; anything else Strawberry refuses
+    try:
+        body = json.loads(await connection.body())
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser: Strawberry refuses it
+        return False
+    return isinstance(body, dict) and only_reads(
+        body.get("query"), body.get("operationName"), settings.graphql_max_tokens
+    )
 
 
 OperationSession = Annotated[AsyncSession | None, Depends(get_operation_session, scope="function")]

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import suppress
 from functools import lru_cache
 
-from graphql import DocumentNode, GraphQLError, parse
+from graphql import DocumentNode, GraphQLError, OperationType, get_operation_ast, parse
 from strawberry.extensions import SchemaExtension
 
 CACHE_SIZE = 512
@@ -21,6 +21,19 @@ CACHE_SIZE = 512
 @lru_cache(maxsize=CACHE_SIZE)
 def _parse(query: str, max_tokens: int) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
+
+
+def only_reads(query: object, operation_name: object, max_tokens: int) -> bool:
+    """Whether a request's operation is a query (it can run on a session that only reads); anything
+    that is not plainly one (a mutation, a document that does not parse, an unknown operation)
+    answers no, and gets a session that may write."""
+    if not isinstance(query, str) or not (operation_name is None or isinstance(operation_name, str)):
+        return False
+    try:
+        operation = get_operation_ast(_parse(query, max_tokens), operation_name)
+    except GraphQLError:
+        return False
+    return operation is not None and operation.operation is OperationType.QUERY
 
 
 class ValidationResults:

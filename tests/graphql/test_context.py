@@ -1,6 +1,9 @@
 """Each GraphQL operation gets its own session and its own DataLoaders."""
 
+import asyncio
+
 import httpx2
+from sqlalchemy import text
 
 from api.db.engine import Database
 from api.ids import NodeType, to_global_id
@@ -58,3 +61,23 @@ async def test_statements_per_request_do_not_grow_with_page_size(
         assert len(body["data"]["users"]["edges"]) == size
         counts.append(len(sent))
     assert counts == [2, 2]  # the caller's account, then the page
+
+
+async def test_a_query_over_post_reads_beside_a_writer_and_a_mutation_takes_its_turn(
+    live_client: httpx2.AsyncClient, live_database: Database, live_settings: Settings
+) -> None:
+    """A query gets a session that only reads (on SQLite it never waits for the write lock); a
+    mutation's session may write, so on SQLite it waits for the writer before it."""
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    mutation = {"query": 'mutation { updateMe(input: {displayName: "Later"}) { displayName } }'}
+    async with live_database.session() as writer:
+        await writer.execute(text("DELETE FROM rate_limit_windows"))  # holds the write turn on SQLite
+        query = live_client.post("/graphql", json={"query": "{ me { id } }"}, headers=headers)
+        answered = await asyncio.wait_for(query, 2)
+        assert answered.json()["data"]["me"]["id"] == to_global_id(NodeType.USER, user.id)
+        updating = asyncio.create_task(live_client.post("/graphql", json=mutation, headers=headers))
+        await asyncio.sleep(0.2)  # a window in which the mutation must not get through on SQLite
+        if live_database.engine.dialect.name == "sqlite":
+            assert not updating.done()
+    assert (await asyncio.wait_for(updating, 5)).json()["data"]["updateMe"]["displayName"] == "Later"
