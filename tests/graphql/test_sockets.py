@@ -3,7 +3,9 @@ sign-in from ``connection_init``, the close codes, pings, the cap on subscriptio
 socket frees when an operation or the socket ends."""
 
 import asyncio
+import gc
 import json
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx2
@@ -12,7 +14,8 @@ from fastapi import FastAPI
 from strawberry.types.execution import ExecutionResult
 
 from api.db.engine import Database
-from api.graphql.sockets import encoded
+from api.graphql.context import SocketContext
+from api.graphql.sockets import LegacyWSHandler, TransportWSHandler, encoded
 from api.security import create_access_token
 from api.services import fetch_jobs
 from tests.conftest import Serve
@@ -201,3 +204,31 @@ def test_a_shared_response_is_encoded_once_for_every_socket_of_the_event() -> No
     assert first is second  # the same text object goes to each socket
     assert json.loads(first) == {"data": data}
     assert encoded(shared, ExecutionResult(data=dict(data), errors=None)) is not first  # its own data
+
+
+async def test_closed_sockets_leave_no_socket_state_behind(serve: Serve, live_database: Database) -> None:
+    """Thirty subscribed sockets that go away (half of them cut off without a close) leave no socket
+    context, handler or bus subscription behind: what a socket held is freed with it, so what a
+    server holds does not grow with the sockets it has seen."""
+    admin = await make_user(live_database, admin=True)
+
+    def alive() -> int:
+        gc.collect()
+        kinds = (SocketContext, TransportWSHandler, LegacyWSHandler)
+        return sum(isinstance(thing, kinds) for thing in gc.get_objects())
+
+    async with serve() as (url, app):
+        before = alive()
+        async with AsyncExitStack() as stack:
+            opened = []
+            for n in range(30):
+                ws = await stack.enter_async_context(socket(url, PROTOCOLS[n % 2]))
+                await ws.init(bearer(app.state.settings, admin))
+                await ws.subscribe("1", USER_EVENTS)
+                opened.append(ws)
+            await subscribed(app, 30)
+            assert alive() >= before + 30
+            for ws in opened[:15]:
+                ws.connection.transport.abort()  # gone without a word
+        await subscribed(app, 0)
+        await until_true(lambda: alive() == before, within=5, what="every socket's state to be freed")
