@@ -6,7 +6,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx2
 from fastapi import FastAPI
@@ -15,34 +14,12 @@ from sqlalchemy import select
 from api.app import create_app
 from api.db.engine import Database
 from api.db.models import FetchJob, JobStatus, Outcome
-from api.ids import from_global_id
-from api.jobs import JobRunner
 from api.services.callers import Caller
 from api.services.fetch_jobs import results_of_jobs
 from tests.conftest import asgi_client, fetch_settings
-from tests.factories import bearer, graphql, make_user
+from tests.factories import bearer, make_user
+from tests.jobs import key, runner, start
 from tests.waiting import until
-
-JOB_FIELDS = "id status total completed error startedAt finishedAt results { position url outcome error }"
-START = f"mutation($urls: [String!]!) {{ startFetchJob(urls: $urls) {{ {JOB_FIELDS} }} }}"
-
-
-def runner(app: FastAPI) -> JobRunner:
-    jobs: JobRunner = app.state.jobs
-    return jobs
-
-
-def key(global_id: str) -> uuid.UUID:
-    decoded = from_global_id(global_id)
-    assert decoded is not None
-    return decoded[1]
-
-
-async def start(client: httpx2.AsyncClient, urls: list[str], headers: dict[str, str]) -> dict[str, Any]:
-    body = await graphql(client, START, {"urls": urls}, headers=headers)
-    assert "errors" not in body, body
-    job: dict[str, Any] = body["data"]["startFetchJob"]
-    return job
 
 
 @asynccontextmanager

@@ -5,47 +5,16 @@ over after a crash, is in ``tests/test_jobs.py``.)"""
 import asyncio
 import time
 import uuid
-from typing import Any
 
 import httpx2
 from fastapi import FastAPI
 
 from api.db.engine import Database
-from api.ids import NodeType, from_global_id, to_global_id
-from api.jobs import JobRunner
+from api.ids import NodeType, to_global_id
 from api.settings import Settings
 from tests.factories import bearer, graphql, make_user
+from tests.jobs import CANCEL, READ, key, read, runner, start
 from tests.waiting import until
-
-JOB_FIELDS = "id status total completed error startedAt finishedAt results { position url outcome error }"
-START = f"mutation($urls: [String!]!) {{ startFetchJob(urls: $urls) {{ {JOB_FIELDS} }} }}"
-READ = f"query($id: ID!) {{ fetchJob(id: $id) {{ {JOB_FIELDS} }} }}"
-CANCEL = f"mutation($id: ID!) {{ cancelFetchJob(id: $id) {{ {JOB_FIELDS} }} }}"
-
-
-def runner(app: FastAPI) -> JobRunner:
-    jobs: JobRunner = app.state.jobs
-    return jobs
-
-
-def key(global_id: str) -> uuid.UUID:
-    decoded = from_global_id(global_id)
-    assert decoded is not None
-    return decoded[1]
-
-
-async def start(client: httpx2.AsyncClient, urls: list[str], headers: dict[str, str]) -> dict[str, Any]:
-    body = await graphql(client, START, {"urls": urls}, headers=headers)
-    assert "errors" not in body, body
-    job: dict[str, Any] = body["data"]["startFetchJob"]
-    return job
-
-
-async def read(client: httpx2.AsyncClient, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
-    body = await graphql(client, READ, {"id": job_id}, headers=headers)
-    assert "errors" not in body, body
-    job: dict[str, Any] = body["data"]["fetchJob"]
-    return job
 
 
 async def test_a_job_starts_at_once_and_writes_each_result_as_it_comes(
