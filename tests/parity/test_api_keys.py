@@ -2,20 +2,17 @@
 and what a key's scopes let it do."""
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.db.models import ApiKey, User
 from api.security import create_access_token
 from api.services import api_keys
 from api.services.callers import Caller
 from api.services.commands import ApiKeyCreate, Scope
-from tests.conftest import settings_for_tests
 from tests.factories import make_user
-from tests.parity import Case, Served, case, check_parity, module_app, ok
+from tests.parity import Case, Served, case, check_parity, ok
 from tests.parity.transports import Outcome, Transport, steps
 
 
@@ -111,12 +108,6 @@ SCENARIOS: dict[str, Case[World]] = {
         lambda t, w: t.revoke_api_key(None, "garbage"), "UNAUTHENTICATED"
     ),
 }
-
-
-@pytest.fixture(scope="module")
-async def served(engine: AsyncEngine) -> AsyncIterator[Served]:
-    async with module_app(engine, settings_for_tests()) as app:
-        yield app
 
 
 @pytest.fixture(scope="module")

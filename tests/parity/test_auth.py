@@ -1,20 +1,17 @@
 """Sign-in operations through GraphQL and through REST (``tests/parity.py``): refreshing a session,
 logging out, a rotated refresh token presented again, changing the password."""
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.db.models import User
 from api.security import create_access_token
 from api.services import api_keys, sessions
 from api.services.callers import Caller
 from api.services.commands import ApiKeyCreate
-from tests.conftest import settings_for_tests
 from tests.factories import PASSWORD, make_user
-from tests.parity import Case, Served, case, check_parity, module_app, ok
+from tests.parity import Case, Served, case, check_parity, ok
 from tests.parity.transports import Outcome, Transport, steps
 
 NEW_PASSWORD = "a new horse battery"
@@ -91,12 +88,6 @@ SCENARIOS: dict[str, Case[World]] = {
         lambda t, w: t.change_password(None, PASSWORD, "short"), "UNAUTHENTICATED"
     ),
 }
-
-
-@pytest.fixture(scope="module")
-async def served(engine: AsyncEngine) -> AsyncIterator[Served]:
-    async with module_app(engine, settings_for_tests()) as app:
-        yield app
 
 
 @pytest.fixture(scope="module")

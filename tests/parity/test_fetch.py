@@ -1,19 +1,16 @@
 """One-shot fetching through GraphQL and through REST (``tests/parity.py``), against the local target
 server (``tests/targets.py``), which the suite's fetch settings let the SSRF guard reach."""
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.security import create_access_token
 from api.services import api_keys
 from api.services.callers import Caller
 from api.services.commands import ApiKeyCreate, Scope
-from tests.conftest import fetch_settings
 from tests.factories import make_user
-from tests.parity import Case, Served, case, check_parity, module_app
+from tests.parity import Case, Served, case, check_parity
 
 
 @dataclass
@@ -72,12 +69,6 @@ SCENARIOS: dict[str, Case[World]] = {
         lambda t, w: t.fetch(w.keys["reader"], []), "FORBIDDEN"
     ),
 }
-
-
-@pytest.fixture(scope="module")
-async def served(engine: AsyncEngine) -> AsyncIterator[Served]:
-    async with module_app(engine, fetch_settings()) as app:
-        yield app
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,11 @@ for before the scenario's savepoint is rolled back (the runner writes on the tes
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.engine import Database
 from api.db.models import FetchJob, User
@@ -23,9 +22,8 @@ from api.services import api_keys, fetch_jobs
 from api.services.callers import Caller
 from api.services.commands import ApiKeyCreate
 from api.services.fetch_jobs import JobControl
-from tests.conftest import fetch_settings
 from tests.factories import make_user
-from tests.parity import Case, Served, case, check_parity, module_app, ok, rolled_back
+from tests.parity import Case, Served, case, check_parity, ok, rolled_back
 from tests.parity.transports import GraphQLTransport, Outcome, RestTransport, Transport, steps
 
 
@@ -218,12 +216,6 @@ async def make_job(
             actor=Caller(user=owner),
             urls=urls,
         )
-
-
-@pytest.fixture(scope="module")
-async def served(engine: AsyncEngine) -> AsyncIterator[Served]:
-    async with module_app(engine, fetch_settings()) as app:
-        yield app
 
 
 @pytest.fixture(scope="module")

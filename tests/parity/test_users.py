@@ -5,17 +5,14 @@ outcomes can be compared for equality. Sign-in, API keys and fetching have parit
 """
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.db.models import User
 from api.security import create_access_token
-from tests.conftest import settings_for_tests
 from tests.factories import PASSWORD, make_user
-from tests.parity import Case, Served, case, check_parity, module_app
+from tests.parity import Case, Served, case, check_parity
 
 
 @dataclass
@@ -102,12 +99,6 @@ SCENARIOS: dict[str, Case[World]] = {
         lambda t, w: t.update_me("not-a-token", {"email": "@"}), "UNAUTHENTICATED"
     ),
 }
-
-
-@pytest.fixture(scope="module")
-async def served(engine: AsyncEngine) -> AsyncIterator[Served]:
-    async with module_app(engine, settings_for_tests()) as app:
-        yield app
 
 
 @pytest.fixture(scope="module")
