@@ -6,10 +6,10 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 
 from api.db.engine import Database
-from api.errors import Unauthenticated
+from api.errors import ClientGone, Unauthenticated
 from api.fetcher import Fetcher
 from api.jobs import JobRunner
 from api.ratelimit import Limiter
@@ -91,7 +91,10 @@ async def read_body_first(connection: HTTPConnection) -> None:
     the bodies it parses itself; a handler that reads its own (uploads, GraphQL) takes this first,
     so a client sending slowly does not hold a transaction open (on SQLite, the write lock)."""
     if isinstance(connection, Request):
-        await connection.body()
+        try:
+            await connection.body()
+        except ClientDisconnect:
+            raise ClientGone() from None
 
 
 BodyReadFirst = Annotated[None, Depends(read_body_first)]

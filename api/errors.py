@@ -103,6 +103,18 @@ class ServiceUnavailable(DomainError):
         return {"code": self.code, "retryAfter": self.retry_after}
 
 
+class Overloaded(ServiceUnavailable):
+    """A bound of our own is full (every password-hashing slot busy): a 503 to the client as for the
+    database, but not the database's trouble, so its outage log says nothing of it."""
+
+
+class ClientGone(DomainError):
+    """The client hung up before its request's body was all there: nobody reads the answer, and
+    it is no bug of ours."""
+
+    title = "The request's body ended before it was complete."
+
+
 class ScopeNotGranted(Forbidden):
     title = "The account may not have the scope it asked for"
 

@@ -5,7 +5,7 @@ takes tens of milliseconds of CPU on several cores, which would otherwise stall 
 on the event loop. At most one hash per core
 runs at once (``HASHING``): more would only share the same cores slower, and two hundred sign-ins at
 once would fill anyio's forty worker threads and leave none for anything else. A hash that cannot
-start within ``HASHING.wait`` seconds is refused with ``ServiceUnavailable`` (503, ``Retry-After``)
+start within ``HASHING.wait`` seconds is refused with ``Overloaded`` (503, ``Retry-After``)
 rather than queued for ever. Callers hash and verify while they hold no database connection.
 """
 
@@ -26,7 +26,7 @@ import jwt
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from api.errors import ServiceUnavailable
+from api.errors import Overloaded
 from api.settings import Settings
 
 _hasher = PasswordHash((Argon2Hasher(),))
@@ -66,11 +66,11 @@ class Hashing:
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """``work(*args)`` in a hashing thread once a slot is free; ``ServiceUnavailable`` if none
-        frees up within ``wait`` seconds."""
+        frees up within ``wait`` seconds (``Overloaded``)."""
         with anyio.move_on_after(self.wait) as waiting:
             await self._limiter.acquire()
         if waiting.cancelled_caught:
-            raise ServiceUnavailable("every password-hashing slot is busy", retry_after=1)
+            raise Overloaded("every password-hashing slot is busy", retry_after=1)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
         finally:

@@ -26,8 +26,9 @@ from api.bus import Bus
 from api.db.base import Base
 from api.db.engine import Database, _configure_sqlite, create_engine
 from api.db.models import User
-from api.db.outages import unavailable
+from api.db.outages import Outage, unavailable
 from api.db.pool import measured_pool
+from api.errors import Overloaded, ServiceUnavailable
 from tests.conftest import POSTGRES_URL, settings_for_tests
 from tests.factories import PASSWORD
 from tests.processes import free_port
@@ -256,3 +257,13 @@ async def test_database_trouble_is_told_apart_from_bugs(engine: AsyncEngine, tmp
     missing = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
     assert unavailable(await _raised(missing)) is not None
     await missing.dispose()
+
+
+def test_a_bound_of_ours_that_is_full_is_no_database_outage(caplog: pytest.LogCaptureFixture) -> None:
+    """Every hashing slot busy is a 503 to the client, but the database's outage log says nothing."""
+    outage = Outage()
+    outage.refuse(Overloaded("every password-hashing slot is busy"))
+    assert outage.since is None
+    assert not caplog.records
+    outage.refuse(ServiceUnavailable("ConnectionRefusedError: refused"))
+    assert outage.since is not None

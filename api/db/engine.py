@@ -118,11 +118,11 @@ class SerialSession(AsyncSession):
 
     @asynccontextmanager
     async def _serial(self) -> AsyncIterator[None]:
-        if self._ended:
-            raise SessionEnded("this session's request or event is over; it runs no more statements")
         if self._turn is None:
             self._turn = asyncio.Lock()
         async with self._turn:
+            if self._ended:  # checked once it is this caller's turn: it may have ended meanwhile
+                raise SessionEnded("this session's request or event is over; it runs no more statements")
             yield
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.errors import ServiceUnavailable
+from api.errors import Overloaded, ServiceUnavailable
 
 logger = logging.getLogger("switchboard.db")
 
@@ -105,7 +105,10 @@ class Outage:
         self.refused = 0
 
     def refuse(self, refusal: ServiceUnavailable, *, request: bool = True) -> None:
-        """Note a refusal (``request``: one answered 503, rather than background work that failed)."""
+        """Note a refusal (``request``: one answered 503, rather than background work that failed);
+        one for a bound of ours (``Overloaded``) is not the database's and is not noted."""
+        if isinstance(refusal, Overloaded):
+            return
         if self.since is None:
             self.since, self.refused = time.monotonic(), 0
             logger.warning("database unavailable: %s", refusal.reason)

@@ -167,3 +167,14 @@ async def test_a_statement_after_the_session_block_is_refused_and_holds_nothing(
         await kept.execute(text("DELETE FROM rate_limit_windows"))
     assert live_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     await asyncio.wait_for(_write_once(live_database), 2)
+
+
+async def test_a_statement_queued_behind_the_last_commit_is_refused_too(live_database: Database) -> None:
+    """A late caller that asked before the block ended, and waited for its turn behind the block's
+    own commit, must not run after it either."""
+    async with live_database.session() as session:
+        await session.execute(text("SELECT 1"))
+        late = asyncio.create_task(session.execute(text("SELECT 1")))
+    with pytest.raises(SessionEnded):
+        await late
+    assert live_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

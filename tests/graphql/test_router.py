@@ -5,6 +5,8 @@ from typing import Any
 
 import httpx2
 import pytest
+from fastapi import FastAPI
+from starlette.types import Message
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -125,4 +127,30 @@ class TestBadRequestBodies:
             (error,) = response.json()["errors"]
             assert "WebSocket" in error["message"]
             assert "Server-Sent Events" in error["message"]
+        assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+    async def test_a_client_that_hangs_up_mid_body_is_no_bug(
+        self, app: FastAPI, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Half a body, then the client is gone: answered 400 to nobody, and nothing logged as a bug."""
+        arriving: list[Message] = [
+            {"type": "http.request", "body": b'{"query": "{ __typ', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return arriving.pop(0) if arriving else {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"1000")]
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
+            "root_path": "", "headers": headers, "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+        }  # fmt: skip
+        await app(scope, receive, send)
+        assert sent[0]["status"] == 400
         assert not [r for r in caplog.records if r.levelname == "ERROR"]
