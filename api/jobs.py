@@ -22,10 +22,16 @@ from api.db.engine import Database
 from api.db.hooks import after_commit
 from api.db.models import JobStatus
 from api.db.outages import unavailable
+from api.errors import ServiceUnavailable
 from api.fetcher import Fetcher
 from api.services import job_progress
 from api.services.events import job_topic
 from api.services.job_progress import Claim
+
+# What a database that does not answer raises: its driver's errors, and our own refusals when a turn
+# or a connection did not come in time (SQLite's write turn, the pool). A job meeting them is left to
+# its lease, not failed.
+DATABASE_TROUBLE = (SQLAlchemyError, ServiceUnavailable)
 
 logger = logging.getLogger("switchboard.jobs")
 
@@ -133,18 +139,18 @@ class JobRunner:
                         await job_progress.finish(session, claim=claim)
             except asyncio.CancelledError:
                 if self._closing and claim is not None:
-                    with suppress(SQLAlchemyError):
+                    with suppress(*DATABASE_TROUBLE):
                         async with self.database.session() as session:
                             await job_progress.release(session, claim=claim)
                 raise
-            except SQLAlchemyError:
+            except DATABASE_TROUBLE:
                 logger.warning(
                     "fetch job %s stopped on a database error; it resumes when its lease runs out", job_id
                 )
             except Exception:
                 logger.exception("fetch job %s failed", job_id)
                 if claim is not None:
-                    with suppress(SQLAlchemyError):
+                    with suppress(*DATABASE_TROUBLE):
                         async with self.database.session() as session:
                             await job_progress.finish(
                                 session, claim=claim, status=JobStatus.FAILED, error=INTERNAL_FAILURE
