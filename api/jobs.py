@@ -21,7 +21,6 @@ from api.bus import Bus, Subscription
 from api.db.engine import Database
 from api.db.hooks import after_commit
 from api.db.models import JobStatus
-from api.db.outages import unavailable
 from api.errors import ServiceUnavailable
 from api.fetcher import Fetcher
 from api.services import job_progress
@@ -77,9 +76,7 @@ class JobRunner:
             async with self.database.session() as session:
                 orphans = await job_progress.orphaned(session, lease=self.lease)
         except Exception as exc:
-            if (down := unavailable(exc)) is not None:  # the outage's one line says it all
-                self.database.outage.refuse(down, request=False)
-            else:
+            if self.database.outage.refusal_for(exc, request=False) is None:  # else its one line says it
                 logger.exception("looking for interrupted fetch jobs failed; trying again later")
             return
         for job_id in orphans:
@@ -181,9 +178,7 @@ class JobRunner:
                 async with self.database.session() as session:
                     ours = await job_progress.renew(session, claim=claim, lease=self.lease)
             except Exception as exc:
-                if (down := unavailable(exc)) is not None:
-                    self.database.outage.refuse(down, request=False)
-                else:
+                if self.database.outage.refusal_for(exc, request=False) is None:
                     logger.exception("renewing the lease of fetch job %s failed; trying again", claim.job_id)
                 continue
             if not ours:

@@ -114,6 +114,13 @@ class Outage:
             logger.warning("database unavailable: %s", refusal.reason)
         self.refused += request
 
+    def refusal_for(self, exc: BaseException, *, request: bool = True) -> ServiceUnavailable | None:
+        """The 503 that ``exc`` stands for, noted as ``refuse`` notes it; ``None`` for a bug."""
+        down = unavailable(exc)
+        if down is not None:
+            self.refuse(down, request=request)
+        return down
+
     def recovered(self) -> None:
         """The database answered: if it was out, say for how long."""
         if self.since is not None:

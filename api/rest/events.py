@@ -19,7 +19,6 @@ from fastapi.responses import StreamingResponse
 
 from api import metrics
 from api.db.engine import Database
-from api.db.outages import unavailable
 from api.deps import CurrentCaller, FeedsDep, SessionDep, SettingsDep
 from api.errors import DomainError, InvalidInput
 from api.rest.fetch import FetchJobOut, FetchResultOut
@@ -67,9 +66,8 @@ async def _stream(
     except DomainError as exc:
         yield _error(exc.code, exc.message)
     except Exception as exc:
-        if (down := unavailable(exc)) is None:
+        if (down := database.outage.refusal_for(exc)) is None:
             raise
-        database.outage.refuse(down)
         yield _error(down.code, down.message)
     finally:
         metrics.SSE_STREAMS_OPEN.dec()
