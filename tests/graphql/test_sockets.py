@@ -231,4 +231,4 @@ async def test_closed_sockets_leave_no_socket_state_behind(serve: Serve, live_da
             for ws in opened[:15]:
                 ws.connection.transport.abort()  # gone without a word
         await subscribed(app, 0)
-        await until_true(lambda: alive() == before, within=5, what="every socket's state to be freed")
+        await until_true(lambda: alive() <= before, within=5, what="every socket's state to be freed")
