@@ -5,6 +5,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import Literal
 
 import uvicorn
@@ -13,8 +14,6 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
-
-from tests.waiting import until_true
 
 
 async def ok(request: Request) -> Response:
@@ -65,19 +64,58 @@ app = Starlette(
 )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, with its start and its stop signalled rather than polled: uvicorn sets a flag
+    once it has started and looks at ``should_exit`` every 0.1 s, a wait each test with a live server
+    paid twice. Startup, serving and shutdown are uvicorn's own."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.loop = asyncio.get_running_loop()
+        self.up = asyncio.Event()
+        self.stopping = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.up.set()
+
+    async def main_loop(self) -> None:
+        await self.on_tick(0)  # what uvicorn's first tick does: the default headers (Date, Server)
+        await self.stopping.wait()
+
+    def stop(self) -> None:
+        self.should_exit = True
+        self.stopping.set()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """A signal (Ctrl-C) while a test serves stops the server, as it stops uvicorn's."""
+        super().handle_exit(sig, frame)
+        self.loop.call_soon_threadsafe(self.stopping.set)
+
+
 @asynccontextmanager
 async def serving(served: ASGIApp = app, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
     """The base URL of a uvicorn server on a free port of 127.0.0.1 in this loop (by default the
     target server), running until the block ends."""
-    sock = socket.socket()
+    # A TCP socket by name, as uvicorn's own binding makes: asyncio sets TCP_NODELAY only on those, and
+    # without it each answer on a kept-alive connection waits 40 ms for the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(served, log_level="warning", lifespan=lifespan))
+    server = _Server(uvicorn.Config(served, log_level="warning", lifespan=lifespan))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    await until_true(lambda: server.started, what="the server to start")  # uvicorn offers a flag, no event
+    started = asyncio.create_task(server.up.wait())
+    await asyncio.wait({task, started}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    if not server.up.is_set():
+        started.cancel()
+        sock.close()
+        if task.done():
+            await task  # what stopped it
+        task.cancel()
+        raise AssertionError("the server did not start within 5 s")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        server.stop()
         await task
         sock.close()
