@@ -3,6 +3,7 @@ never-ending and failing answers. Served by uvicorn in the test's event loop."""
 
 import asyncio
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
@@ -24,6 +25,46 @@ async def slow(request: Request) -> Response:
     # The target's deliberate slowness, which the tests of timeouts, cancelling and shutdown need.
     await asyncio.sleep(float(request.query_params.get("s", "0.1")))
     return PlainTextResponse("slow")
+
+
+class Gate:
+    """A page of the target server that does not answer until the test opens it: a fetch of ``url`` is
+    in flight for exactly as long as the test needs (a slow page only hopes it still is), and once open
+    it answers at once, to later fetches too. It opens by itself after ``within`` seconds, so code that
+    wrongly waits for it makes the test fail, not hang. ``arrived`` counts the requests that came."""
+
+    def __init__(self, base_url: str, *, within: float) -> None:
+        self.name = uuid.uuid4().hex
+        self.url = f"{base_url}/gate/{self.name}"
+        self.arrived = 0
+        self.opened = asyncio.Event()
+        self._bound = asyncio.get_running_loop().call_later(within, self.opened.set)
+
+    def open(self) -> None:
+        self.opened.set()
+        self._bound.cancel()
+
+
+_gates: dict[str, Gate] = {}
+
+
+@asynccontextmanager
+async def gate(base_url: str, *, within: float = 10.0) -> AsyncIterator[Gate]:
+    """A ``Gate`` on the target server at ``base_url``, opened when the block ends if the test did not
+    open it (no request is left waiting on it; a later one is answered at once)."""
+    made = Gate(base_url, within=within)
+    _gates[made.name] = made
+    try:
+        yield made
+    finally:
+        made.open()
+
+
+async def gated(request: Request) -> Response:
+    opening = _gates[request.path_params["name"]]
+    opening.arrived += 1
+    await opening.opened.wait()
+    return PlainTextResponse("opened")
 
 
 async def status(request: Request) -> Response:
@@ -55,6 +96,7 @@ app = Starlette(
     routes=[
         Route("/ok", ok),
         Route("/slow", slow),
+        Route("/gate/{name}", gated),
         Route("/status/{code:int}", status),
         Route("/redirect", redirect),
         Route("/loop", loop),

@@ -8,8 +8,6 @@ from typing import Any
 
 import httpx2
 from sqlalchemy import select
-from starlette.responses import PlainTextResponse
-from starlette.types import Receive, Scope, Send
 
 from api.db.engine import Database
 from api.db.models import FetchJob, JobStatus
@@ -18,24 +16,11 @@ from tests.conftest import settings_for_tests
 from tests.factories import make_user
 from tests.processes import free_port, ready, server_process
 from tests.sockets import socket as graphql_socket
-from tests.targets import serving
+from tests.targets import gate
 from tests.waiting import until, until_true
 
 JOB_EVENTS = "subscription ($id: ID!) { fetchJobEvents(id: $id) { job { status completed } } }"
 FETCH_NOW = "query ($urls: [String!]!) { fetch(urls: $urls) { outcome statusCode } }"
-
-
-class Slow:
-    """A target that answers after a second, counting the requests that came: the test knows when
-    its fetch is in flight, and the answer is still to come when the signal arrives."""
-
-    def __init__(self) -> None:
-        self.arrived = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.arrived += 1
-        await asyncio.sleep(1)  # slow on purpose: the shutdown has to wait for this answer
-        await PlainTextResponse("slow")(scope, receive, send)
 
 
 async def _job(database: Database, job_id: uuid.UUID) -> FetchJob:
@@ -51,13 +36,14 @@ async def test_sigterm_finishes_requests_closes_sockets_with_1001_and_hands_jobs
     auth = {"Authorization": f"Bearer {create_access_token(settings_for_tests(), user.id).token}"}
     url = live_database.engine.url.render_as_string(hide_password=False)
     port = free_port()
-    slow = Slow()
-    async with serving(slow) as slow_target:
+    # The job's second page and the request in flight answer only once the test opens them (their
+    # block ends): the job is still fetching when the server stops, the request once the shutdown began.
+    async with gate(targets, within=30) as slow_page, gate(targets, within=30) as in_flight_page:
         with server_process(port, url) as process:
             async with ready(port) as client:
                 started = await client.post(
                     "/api/v1/fetch-jobs",
-                    json={"urls": [f"{targets}/ok", f"{targets}/slow?s=2"]},
+                    json={"urls": [f"{targets}/ok", slow_page.url]},
                     headers=auth,
                 )
                 job_id, node_id = uuid.UUID(started.json()["id"]), started.json()["node_id"]
@@ -69,15 +55,17 @@ async def test_sigterm_finishes_requests_closes_sockets_with_1001_and_hands_jobs
                     in_flight = asyncio.create_task(
                         client.post(
                             "/graphql",
-                            json={"query": FETCH_NOW, "variables": {"urls": [f"{slow_target}/"]}},
+                            json={"query": FETCH_NOW, "variables": {"urls": [in_flight_page.url]}},
                             headers=auth,
                         )
                     )
                     await until_true(
-                        lambda: slow.arrived == 1, what="the request in flight to reach the target"
+                        lambda: in_flight_page.arrived == 1, what="the request in flight to reach the target"
                     )
                     process.send_signal(signal.SIGTERM)
                     assert await asyncio.wait_for(ws.closed_with(), 5) == 1001
+                assert not in_flight.done()  # the shutdown has begun, and waits for it
+                in_flight_page.open()
                 answer = await in_flight
                 assert answer.status_code == 200
                 assert answer.json() == {"data": {"fetch": [{"outcome": "OK", "statusCode": 200}]}}
