@@ -19,6 +19,7 @@ from api.services.fetch_jobs import results_of_jobs
 from tests.conftest import asgi_client, fetch_settings
 from tests.factories import bearer, make_user
 from tests.jobs import key, runner, start
+from tests.targets import gate
 from tests.waiting import until
 
 
@@ -50,8 +51,11 @@ async def test_a_job_left_running_by_a_dead_process_is_taken_over_and_finished(
 ) -> None:
     settings = fetch_settings(fetch_job_lease=0.6, fetch_concurrency=2)
     user = await make_user(live_database)
-    urls = [f"{targets}/ok", f"{targets}/ok", f"{targets}/slow?s=1", f"{targets}/slow?s=1", f"{targets}/ok"]
-    async with serving_app(create_app(settings, database=live_database)) as client:
+    async with (
+        gate(targets) as slow,  # in flight when the process dies; answers the next worker at once
+        serving_app(create_app(settings, database=live_database)) as client,
+    ):
+        urls = [f"{targets}/ok", f"{targets}/ok", slow.url, slow.url, f"{targets}/ok"]
         job_id = key((await start(client, urls, bearer(settings, user)))["id"])
 
         async def two_in() -> bool:
@@ -62,6 +66,7 @@ async def test_a_job_left_running_by_a_dead_process_is_taken_over_and_finished(
         left = await job_row(live_database, job_id)
         assert (left.status, left.completed, left.attempts) == (JobStatus.RUNNING, 2, 1)
         assert left.lease_until is not None  # still held: nobody takes it before the lease runs out
+        slow.open()
 
         async with serving_app(create_app(settings, database=live_database)):  # another worker
 
@@ -106,17 +111,18 @@ async def test_a_clean_shutdown_hands_running_jobs_to_the_next_start(
 ) -> None:
     settings = fetch_settings()  # a lease of an hour: only the hand-back lets the next start go on
     user = await make_user(live_database)
-    async with serving_app(create_app(settings, database=live_database)) as client:
-        job_id = key(
-            (await start(client, [f"{targets}/ok", f"{targets}/slow?s=2"], bearer(settings, user)))["id"]
-        )
+    # A page that answers in 2 s unless opened sooner: the shutdown must not wait for it, the next start
+    # fetches it at once.
+    async with gate(targets, within=2) as slow:
+        async with serving_app(create_app(settings, database=live_database)) as client:
+            job_id = key((await start(client, [f"{targets}/ok", slow.url], bearer(settings, user)))["id"])
 
-        async def one_in() -> bool:
-            return (await job_row(live_database, job_id)).completed == 1
+            async def one_in() -> bool:
+                return (await job_row(live_database, job_id)).completed == 1
 
-        await until(one_in)
-        started = time.perf_counter()
-    assert time.perf_counter() - started < 1.0  # the shutdown did not wait for the slow fetch
+            await until(one_in)
+            started = time.perf_counter()
+        assert time.perf_counter() - started < 1.0  # the shutdown did not wait for the slow fetch
     handed_back = await job_row(live_database, job_id)
     assert (handed_back.status, handed_back.lease_until, handed_back.attempts) == (JobStatus.RUNNING, None, 0)
 
