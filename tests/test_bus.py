@@ -15,6 +15,7 @@ from api.services.events import UserEventKind
 from tests.conftest import Serve
 from tests.factories import bearer, make_user
 from tests.sockets import PROTOCOLS, socket, subscribed
+from tests.targets import gate
 from tests.waiting import until
 
 USER_EVENTS = "subscription { userEvents { kind user { email isAdmin } } }"
@@ -51,16 +52,20 @@ async def test_after_the_bus_listens_again_a_job_stream_rereads_the_job_and_goes
     if live_database.engine.dialect.name != "postgresql":
         pytest.skip("the PostgreSQL bus")
     user = await make_user(live_database)
-    async with serve() as (url, app), httpx2.AsyncClient(base_url=url) as http:
+    async with (
+        gate(targets) as second,  # fetched once the bus listens again
+        serve() as (url, app),
+        httpx2.AsyncClient(base_url=url) as http,
+    ):
         headers = bearer(app.state.settings, user)
         bus = app.state.feeds.bus
-        urls = [f"{targets}/slow?s=0.3", f"{targets}/slow?s=2.5"]
+        urls = [f"{targets}/slow?s=0.3", second.url]
         started = await http.post("/api/v1/fetch-jobs", json={"urls": urls}, headers=headers)
         async with socket(url, PROTOCOLS[0]) as ws:
             await ws.init({"Authorization": headers["Authorization"]})
             await ws.subscribe("1", JOB_EVENTS, {"id": started.json()["node_id"]})
             while (await ws.next("1"))["data"]["fetchJobEvents"]["result"] is None:
-                pass  # the state, maybe the claim, then the first result; the second is 2 s away
+                pass  # the state, maybe the claim, then the first result; the second waits
             listener = bus.listener_pid
             async with live_database.session() as session:
                 assert await session.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": listener})
@@ -74,6 +79,7 @@ async def test_after_the_bus_listens_again_a_job_stream_rereads_the_job_and_goes
             assert bus.listener_pid not in (None, listener)
             ready = await http.get("/readyz")
             assert (ready.status_code, ready.json()) == (200, {"status": "ok", "database": "ok", "bus": "ok"})
+            second.open()
             reread, fetched, ended = [(await ws.next("1"))["data"]["fetchJobEvents"] for _ in range(3)]
             assert (await ws.receive())["type"] == "complete"
     assert (reread["result"], reread["job"]["status"], reread["job"]["completed"]) == (None, "RUNNING", 1)

@@ -14,6 +14,7 @@ from api.ids import NodeType, to_global_id
 from api.settings import Settings
 from tests.factories import bearer, graphql, make_user
 from tests.jobs import CANCEL, READ, key, read, runner, start
+from tests.targets import gate
 from tests.waiting import until
 
 
@@ -27,19 +28,20 @@ async def test_a_job_starts_at_once_and_writes_each_result_as_it_comes(
     user = await make_user(live_database)
     headers = bearer(live_settings, user)
     started = time.perf_counter()
-    job = await start(live_client, [f"{targets}/ok", f"{targets}/slow?s=1", "gopher://x/"], headers)
-    assert time.perf_counter() - started < 0.5  # the mutation does not wait for the fetching
-    assert (job["status"], job["total"], job["completed"], job["results"]) == ("PENDING", 3, 0, [])
+    async with gate(targets) as slow:  # answers once the midway state was read
+        job = await start(live_client, [f"{targets}/ok", slow.url, "gopher://x/"], headers)
+        assert time.perf_counter() - started < 0.5  # the mutation does not wait for the fetching
+        assert (job["status"], job["total"], job["completed"], job["results"]) == ("PENDING", 3, 0, [])
 
-    async def two_in() -> bool:
-        return bool((await read(live_client, job["id"], headers))["completed"] == 2)
+        async def two_in() -> bool:
+            return bool((await read(live_client, job["id"], headers))["completed"] == 2)
 
-    await until(two_in)
-    midway = await read(live_client, job["id"], headers)
-    assert midway["status"] == "RUNNING"  # the slow one is still under way
-    assert midway["startedAt"] is not None
-    assert midway["finishedAt"] is None
-    assert [(r["position"], r["outcome"]) for r in midway["results"]] == [(0, "OK"), (2, "INVALID_URL")]
+        await until(two_in)
+        midway = await read(live_client, job["id"], headers)
+        assert midway["status"] == "RUNNING"  # the slow one is still under way
+        assert midway["startedAt"] is not None
+        assert midway["finishedAt"] is None
+        assert [(r["position"], r["outcome"]) for r in midway["results"]] == [(0, "OK"), (2, "INVALID_URL")]
 
     await runner(live_app).wait(key(job["id"]))
     done = await read(live_client, job["id"], headers)
@@ -227,12 +229,13 @@ async def test_a_cancel_in_an_operation_that_failed_stops_nothing(
 ) -> None:
     user = await make_user(live_database)
     headers = bearer(live_settings, user)
-    job = await start(live_client, [f"{targets}/slow?s=0.5"], headers)
-    document = (
-        'mutation($id: ID!) { ok: cancelFetchJob(id: $id) { id } bad: cancelFetchJob(id: "nope") { id } }'
-    )
-    body = await graphql(live_client, document, {"id": job["id"]}, headers=headers)
-    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"  # the whole operation rolls back
+    async with gate(targets) as slow:  # still fetching while the cancel runs
+        job = await start(live_client, [slow.url], headers)
+        document = (
+            'mutation($id: ID!) { ok: cancelFetchJob(id: $id) { id } bad: cancelFetchJob(id: "nope") { id } }'
+        )
+        body = await graphql(live_client, document, {"id": job["id"]}, headers=headers)
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"  # the whole operation rolls back
     await runner(live_app).wait(key(job["id"]))
     assert (await read(live_client, job["id"], headers))["status"] == "DONE"
 
