@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import uuid
+from contextlib import ExitStack
 from typing import Any
 
 import httpx2
@@ -37,15 +38,16 @@ async def _until_healthy(port: int) -> None:
 Logged = tuple[list[dict[str, Any]], dict[str, Any]]
 
 
-def _serve(tmp_path_factory: pytest.TempPathFactory, database: str, workers: int, failing: str) -> Logged:
-    """``switchboard serve`` with JSON logs on ``database``: every line it wrote to stderr, parsed,
-    and what a ``/healthz`` and a ``GET /api/v1/users/me`` (request id ``failing``) got."""
-    stderr = tmp_path_factory.mktemp("logs") / "stderr.log"
-    port = free_port()
+def _serve(tmp_path_factory: pytest.TempPathFactory, *servers: tuple[str, int, str]) -> list[Logged]:
+    """``switchboard serve`` with JSON logs, one for each ``(database, workers, failing)``, all at once
+    (each takes a second or more to start): every line each wrote to stderr, parsed, and what a
+    ``/healthz`` and a ``GET /api/v1/users/me`` (request id ``failing``) got from it."""
     token = create_access_token(settings_for_tests(), uuid.uuid4()).token
     env = {"SWITCHBOARD_LOG_FORMAT": "json", "SWITCHBOARD_LOG_LEVEL": "INFO"}
+    ports = [free_port() for _ in servers]
+    logs = [tmp_path_factory.mktemp("logs") / "stderr.log" for _ in servers]
 
-    async def traffic() -> dict[str, Any]:
+    async def traffic(port: int, failing: str) -> dict[str, Any]:
         await _until_healthy(port)
         async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             healthy = await client.get("/healthz")
@@ -54,28 +56,55 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, database: str, workers: int
             )
         return {"ok_id": healthy.headers["x-request-id"], "failed": failed}
 
-    args = ("--workers", str(workers))
-    with stderr.open("wb") as sink, server_process(port, database, *args, env=env, stderr=sink):
-        seen = asyncio.run(traffic())
-    lines = stderr.read_text().splitlines()
-    assert lines, "the server wrote nothing"
-    return [json.loads(line) for line in lines], seen
+    async def all_traffic() -> list[dict[str, Any]]:
+        return await asyncio.gather(
+            *(traffic(port, failing) for port, (_, _, failing) in zip(ports, servers, strict=True))
+        )
+
+    with ExitStack() as running:
+        processes = [
+            server_process(
+                port,
+                database,
+                "--workers",
+                str(workers),
+                env=env,
+                stderr=running.enter_context(log.open("wb")),
+            )
+            for port, log, (database, workers, _) in zip(ports, logs, servers, strict=True)
+        ]
+        started = [running.enter_context(process) for process in processes]
+        seen = asyncio.run(all_traffic())
+        for process in started:
+            process.terminate()  # all at once; each block then waits for its own
+    found = []
+    for log, answers in zip(logs, seen, strict=True):
+        lines = log.read_text().splitlines()
+        assert lines, "the server wrote nothing"
+        found.append(([json.loads(line) for line in lines], answers))
+    return found
 
 
 @pytest.fixture(scope="module")
-def broken(tmp_path_factory: pytest.TempPathFactory) -> Logged:
+def served(tmp_path_factory: pytest.TempPathFactory) -> list[Logged]:
+    """``broken`` and ``away``, run side by side."""
+    unmigrated = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('unmigrated') / 'empty.db'}"
+    unanswered = f"postgresql+asyncpg://switchboard:switchboard@127.0.0.1:{free_port()}/switchboard"
+    return _serve(tmp_path_factory, (unmigrated, 1, "log-test-failure"), (unanswered, 2, "log-test-outage"))
+
+
+@pytest.fixture(scope="module")
+def broken(served: list[Logged]) -> Logged:
     """A server on a SQLite file that was never migrated: reading a user meets a real bug (no such
     table), and so does the job sweeper."""
-    database = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('unmigrated') / 'empty.db'}"
-    return _serve(tmp_path_factory, database, 1, "log-test-failure")
+    return served[0]
 
 
 @pytest.fixture(scope="module")
-def away(tmp_path_factory: pytest.TempPathFactory) -> Logged:
+def away(served: list[Logged]) -> Logged:
     """Two workers on a PostgreSQL that does not answer: the bus cannot listen, and a request that
     reads a user is refused for the database (one warning for the outage, not a traceback)."""
-    database = f"postgresql+asyncpg://switchboard:switchboard@127.0.0.1:{free_port()}/switchboard"
-    return _serve(tmp_path_factory, database, 2, "log-test-outage")
+    return served[1]
 
 
 def test_every_line_is_one_json_object_with_the_fields(broken: Logged, away: Logged) -> None:

@@ -111,8 +111,11 @@ def port(live_database: Database) -> int:
 async def test_live_server_refuses_an_oversize_header_and_a_trickled_body(
     live_database: Database, port: int
 ) -> None:
+    """On SQLite only: the limits are uvicorn's and the middleware's, before any database is read."""
+    if live_database.engine.dialect.name != "sqlite":
+        pytest.skip("the HTTP limits do not depend on the database")
     url = live_database.engine.url.render_as_string(hide_password=False)
-    with server_process(port, url, env={"SWITCHBOARD_REQUEST_BODY_TIMEOUT": "1"}):
+    with server_process(port, url, env={"SWITCHBOARD_REQUEST_BODY_TIMEOUT": "0.5"}):
         async with ready(port):
             header = b"X-Padding: " + b"x" * 64 * 1024 + b"\r\n"
             request = b"GET /api/v1/users/me HTTP/1.1\r\nHost: t\r\n" + header + b"\r\n"
