@@ -5,11 +5,13 @@ PostgreSQL when ``SWITCHBOARD_TEST_POSTGRES_URL`` is set.
 """
 
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpcore2
 import httpx2
 import pytest
 from fastapi import FastAPI
@@ -41,6 +43,25 @@ def cheap_password_hashes() -> Iterator[None]:
         security._dummy_hash.cache_clear()
         yield
     security._dummy_hash.cache_clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_tls_context() -> Iterator[None]:
+    """The default TLS context of httpx2's clients built once, not per client: building it reads the
+    system's CA bundle (20 ms), and each app a test starts opens an outbound client. The same context,
+    the same certificates; no test reaches a TLS server (the target server is plain HTTP)."""
+    real = httpcore2.default_ssl_context
+    built: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+
+    def shared(*, _trust_env: bool = True) -> ssl.SSLContext:
+        key = (_trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in built:
+            built[key] = real(_trust_env=_trust_env)
+        return built[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpcore2, "default_ssl_context", shared)
+        yield
 
 
 def database_url(backend: str, directory: Path) -> str:
