@@ -116,7 +116,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     if settings.metrics_enabled:
         app.include_router(system.metrics_router)
     app.include_router(rest.router)
-    app.include_router(GraphQLApp(build_schema(settings), settings), prefix="/graphql")
+    graphql = GraphQLApp(build_schema(settings), settings)
+    app.state.relays = graphql.relays  # the subscriptions its sockets follow, as tests count them
+    app.include_router(graphql, prefix="/graphql")
     install_error_handlers(app)
 
     app.add_middleware(MethodsMiddleware)

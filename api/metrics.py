@@ -71,7 +71,8 @@ WEBSOCKETS_OPEN = Gauge(
 )
 SUBSCRIPTIONS_ACTIVE = Gauge(
     "switchboard_graphql_subscriptions_active",
-    "GraphQL subscriptions running.",
+    "GraphQL subscriptions running (the sockets following one relay count once: their deliveries are "
+    "switchboard_events_delivered).",
     multiprocess_mode="livesum",
 )
 SSE_STREAMS_OPEN = Gauge(

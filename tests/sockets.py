@@ -63,11 +63,19 @@ async def socket(base_url: str, protocol: str) -> AsyncIterator[Socket]:
         yield Socket(connection, protocol)
 
 
+def served(app: FastAPI) -> int:
+    """The subscriptions the server is serving: its bus subscribers, where a relay's one counts for
+    each of its followers (``api.graphql.relay``)."""
+    relays = list(app.state.relays.values())
+    followers = sum(len(relay.followers) for relay in relays)
+    return int(app.state.feeds.bus.subscribers) - len(relays) + followers
+
+
 async def subscribed(app: FastAPI, count: int) -> None:
-    """Until the server has ``count`` subscribers on its bus (a subscribe message is handled
+    """Until the server serves ``count`` subscriptions from the bus (a subscribe message is handled
     asynchronously: an event sent before would not reach it)."""
 
     async def reached() -> bool:
-        return bool(app.state.feeds.bus.subscribers == count)
+        return served(app) == count
 
-    await until(reached, within=5, what=f"{count} subscribers on the bus")
+    await until(reached, within=5, what=f"{count} subscriptions served from the bus")

@@ -7,6 +7,8 @@
   ``SocketContext``, signed in at ``connection_init`` (``GraphQLApp.on_ws_connect``), whose
   operations and events each open a scope of their own.
 - ``sockets``: the two WebSocket protocols (shape checks, pings, the caller re-checked, closing codes).
+- ``relay``: one run of a subscription for every ``graphql-transport-ws`` socket asking the same
+  thing as the same viewer; each socket follows it from an outbox of its own.
 - ``schema``: the Schema of ``schema.root``'s root types with the extensions, each made anew per
   operation: ``parsing`` (each document parsed and validated once), ``errors`` (domain codes, bugs
   masked, the session rolled back on an error), ``metrics``; and ``execution``, the executor, which

@@ -187,6 +187,22 @@ class SocketContext(Context):
     def sign_in(self, caller: Caller | None) -> None:
         self._caller = caller
 
+    def detached(self, caller: Caller) -> "SocketContext":
+        """A context of the same app with no socket, signed in as ``caller`` (a subscription's
+        relay, ``api.graphql.relay``, runs in one)."""
+        context = SocketContext(
+            database=self.database,
+            handshake={},
+            settings=self.settings,
+            limiter=self.limiter,
+            client=self.client,
+            fetcher=self.fetcher,
+            jobs=self.jobs,
+            feeds=self.feeds,
+        )
+        context.sign_in(caller)
+        return context
+
     @property
     def session(self) -> AsyncSession:
         return self._current().session

@@ -23,17 +23,23 @@ def _parse(query: str, max_tokens: int) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
 
+def operation_type(query: object, operation_name: object, max_tokens: int) -> OperationType | None:
+    """What a request's operation is (query, mutation, subscription); ``None`` for a document that
+    does not parse or has no such operation, which Strawberry's own parse reports."""
+    if not isinstance(query, str) or not (operation_name is None or isinstance(operation_name, str)):
+        return None
+    try:
+        operation = get_operation_ast(_parse(query, max_tokens), operation_name)
+    except GraphQLError:
+        return None
+    return None if operation is None else operation.operation
+
+
 def only_reads(query: object, operation_name: object, max_tokens: int) -> bool:
     """Whether a request's operation is a query (it can run on a session that only reads); anything
     that is not plainly one (a mutation, a document that does not parse, an unknown operation)
     answers no, and gets a session that may write."""
-    if not isinstance(query, str) or not (operation_name is None or isinstance(operation_name, str)):
-        return False
-    try:
-        operation = get_operation_ast(_parse(query, max_tokens), operation_name)
-    except GraphQLError:
-        return False
-    return operation is not None and operation.operation is OperationType.QUERY
+    return operation_type(query, operation_name, max_tokens) is OperationType.QUERY
 
 
 class ValidationResults:

@@ -5,6 +5,8 @@ What is added to Strawberry's:
   object is needed) closes the socket with 4400 instead of failing the handler (1006);
 - each operation runs in a scope of its own (``SocketContext.scope``): a session per operation, and
   per event for a subscription, never one per socket;
+- a signed-in caller's subscription follows the one relay of what it asks (``api.graphql.relay``),
+  so an event costs one run and one send per socket, not one stream per socket;
 - the server pings (``graphql-transport-ws``) and drops a peer whose pong does not come in time;
 - the caller is checked again on every tick, and the socket closed with 4403 when the access token
   runs out or the sign-in is revoked;
@@ -16,9 +18,11 @@ A shutdown closes the open sockets with 1001 below the app, in uvicorn's protoco
 
 import asyncio
 import json
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import aclosing, suppress
 from typing import Any
 
+from graphql import OperationType
 from starlette.websockets import WebSocketDisconnect
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -26,6 +30,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
+    _OperationStreamClosed,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import ExecutionResult, PreExecutionError
@@ -35,7 +40,10 @@ from api import metrics
 from api.db.types import utcnow
 from api.errors import Unauthenticated
 from api.graphql.context import SocketContext
+from api.graphql.parsing import operation_type
+from api.graphql.relay import Follower, Outcome, Relay, Source, encoded, relay_key
 from api.services import auth
+from api.services.callers import Caller
 from resolvers.context import Context
 
 PING_TIMEOUT = 1011  # as the websockets library closes on a keepalive timeout
@@ -77,20 +85,6 @@ def message_problem(message: object, operation_types: tuple[str, ...]) -> str | 
 
 
 _NEXT = '{{"id":{},"type":"next","payload":{}}}'
-_ENCODED = object()  # the key of the encoded responses in what an event's subscribers share
-
-
-def encoded(shared: dict[Any, Any], result: ExecutionResult) -> str:
-    """The ``next`` payload of ``result`` as JSON, encoded by the first of the event's subscribers
-    to send it. Strawberry gives each subscriber a result object of its own, but a shared execution's
-    ``data`` is the one dictionary: that is what identifies the response."""
-    responses: dict[int, tuple[object, str]] = shared.setdefault(_ENCODED, {})
-    found = responses.get(id(result.data))
-    if found is not None and found[0] is result.data:
-        return found[1]
-    text = json.dumps({"data": result.data}, separators=(",", ":"))
-    responses[id(result.data)] = (result.data, text)  # the data is held, so its id is not reused
-    return text
 
 
 class _Policy:
@@ -206,30 +200,105 @@ class TransportWSHandler(_Policy, BaseGraphQLTransportWSHandler[Context, None]):
             self._watch()
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """A subscription of a signed-in caller follows the relay for what it asks
+        (``api.graphql.relay``); anything else runs as Strawberry runs it."""
         async with self.socket.scope():
-            await super().run_operation(operation)
-
-    async def _send_result_stream(self, operation: Operation[Context, None], result_source: Any) -> None:
-        """As Strawberry's, but a response shared by the event's subscribers (``api.graphql.execution``)
-        is encoded once per event, and that same text is written to each of their sockets."""
-        first = True
-        async for result in result_source:
-            if first and isinstance(result, PreExecutionError):
-                await self._handle_pre_execution_error(operation, result)
+            caller = self.context.caller
+            kind = operation_type(
+                operation.query, operation.operation_name, self.context.settings.graphql_max_tokens
+            )
+            if caller is None or kind is not OperationType.SUBSCRIPTION:
+                await super().run_operation(operation)
                 return
-            if not isinstance(result, ExecutionResult):
-                await self._reject_incremental_delivery(operation)
-                return
-            first = False
-            shared = self.context.shared()
-            if shared is None or result.errors or result.extensions or operation.completed:
-                await operation.send_next(result)
-                continue
-            text = _NEXT.format(json.dumps(operation.id), encoded(shared, result))
             try:
-                await self.websocket.ws.send_text(text)
-            except WebSocketDisconnect as exc:  # as Strawberry's own send
-                raise WebSocketDisconnected from exc
+                outcome, reason = await self._relayed(operation, caller)
+            except _OperationStreamClosed:
+                return
+            except Exception as error:  # as Strawberry's run_operation
+                await self.handle_task_exception(error)
+                with suppress(Exception):
+                    await operation.send_operation_message({"id": operation.id, "type": "complete"})
+                self.operations.pop(operation.id, None)
+                raise
+            if outcome is Outcome.RESUME:
+                await super().run_operation(operation)
+            elif outcome is Outcome.SIGNED_OUT:
+                await self.close(FORBIDDEN, reason)
+            else:
+                if outcome is Outcome.FAILED:
+                    await self._send_next(operation, reason)
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+    async def _relayed(self, operation: Operation[Context, None], caller: Caller) -> tuple[Outcome, str]:
+        """Follow the relay of ``operation`` (starting it if there is none), or catch up with it first
+        on a stream of our own; what ended it."""
+        relays = self.view.relays  # type: ignore[attr-defined]
+        key = relay_key(operation.query, operation.operation_name, operation.variables, caller)
+        relay = relays.get(key)
+        if relay is None:
+            viewer = Caller(user=caller.user, scopes=caller.scopes)
+            relay = Relay(
+                relays,
+                key,
+                self.socket.detached(viewer),
+                self._source(operation),
+                self.context.feeds.queue_size,
+            )
+        follower = relay.take(caller)
+        if follower is None:
+            with relay.catching_up_with():
+                follower = await self._until_aligned(operation, relay, caller)
+            if follower is None:
+                return Outcome.COMPLETE, ""
+        try:
+            async for text in follower.responses():
+                await self._send_next(operation, text)
+        finally:
+            relay.leave(follower)
+        assert follower.outcome is not None
+        return follower.outcome, follower.reason
+
+    def _source(self, operation: Operation[Context, None]) -> Source:
+        async def subscribe(context: SocketContext) -> AsyncIterator[Any]:
+            return await self.schema.subscribe(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=context,
+                operation_name=operation.operation_name,
+            )
+
+        return subscribe
+
+    async def _until_aligned(
+        self, operation: Operation[Context, None], relay: Relay, caller: Caller
+    ) -> Follower | None:
+        """Our own stream of ``operation``, until a response of it is one the relay sent too: the
+        relay's follower from there, or ``None`` once our stream has ended."""
+        stream = await self._source(operation)(self.socket)
+        async with aclosing(stream):  # type: ignore[type-var]
+            first = True
+            async for result in stream:
+                if first and isinstance(result, PreExecutionError):
+                    await self._handle_pre_execution_error(operation, result)
+                    return None
+                if not isinstance(result, ExecutionResult):
+                    await self._reject_incremental_delivery(operation)
+                    return None
+                first = False
+                await self._send_next(operation, encoded(self.context.shared(), result))
+                follower = None if result.errors else await relay.align(result.data, caller)
+                if follower is not None:
+                    return follower
+        return None
+
+    async def _send_next(self, operation: Operation[Context, None], payload: str) -> None:
+        """A ``next`` message with an encoded payload, written as it is."""
+        if operation.completed:
+            return
+        try:
+            await self.websocket.ws.send_text(_NEXT.format(json.dumps(operation.id), payload))
+        except WebSocketDisconnect as exc:  # as Strawberry's own send
+            raise WebSocketDisconnected from exc
 
     async def _ping(self) -> bool:
         """The ping's send is inside the timeout too: to a peer that stopped reading it may wait for

@@ -39,12 +39,30 @@ _delivery = {
 }
 
 
+_DELIVERED = object()  # the key of an event's feed and announcement time in what its subscribers share
+
+
 def _delivered(feed: str, event: Event) -> None:
     """An update of ``event`` leaves ``feed`` for one subscriber, this long after it was announced
     (clocks of two hosts may differ a little: a lag below zero counts as none)."""
     delivered, lag = _delivery[feed]
     delivered.inc()
     lag.observe(max(0.0, time.time() - event.sent_at))
+    event.memo[_DELIVERED] = (feed, event.sent_at)
+
+
+def delivered_again(shared: "Shared", count: int) -> None:
+    """The update of the event behind ``shared`` handed on to ``count`` more subscribers, as a
+    subscription's relay hands one stream's updates to each of its followers."""
+    found = None if shared is None else shared.get(_DELIVERED)
+    if found is None or count <= 0:
+        return
+    feed, sent_at = found
+    delivered, lag = _delivery[feed]
+    delivered.inc(count)
+    late = max(0.0, time.time() - sent_at)
+    for _ in range(count):
+        lag.observe(late)
 
 
 @dataclass(frozen=True, slots=True)

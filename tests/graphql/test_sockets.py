@@ -15,7 +15,8 @@ from strawberry.types.execution import ExecutionResult
 
 from api.db.engine import Database
 from api.graphql.context import SocketContext
-from api.graphql.sockets import LegacyWSHandler, TransportWSHandler, encoded
+from api.graphql.relay import encoded
+from api.graphql.sockets import LegacyWSHandler, TransportWSHandler
 from api.security import create_access_token
 from api.services import fetch_jobs
 from tests.conftest import Serve
