@@ -199,6 +199,11 @@ class TransportWSHandler(_Policy, BaseGraphQLTransportWSHandler[Context, None]):
         if self.connection_acknowledged:
             self._watch()
 
+    async def handle_task_exception(self, error: Exception) -> None:
+        """A peer that went away while an answer was being sent is no bug: nothing to log."""
+        if not isinstance(error, WebSocketDisconnected):
+            await super().handle_task_exception(error)
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """A subscription of a signed-in caller follows the relay for what it asks
         (``api.graphql.relay``); anything else runs as Strawberry runs it."""

@@ -171,8 +171,8 @@ async def _my_job_stream(
 async def user_events(feeds: Feeds, *, caller: Caller | None) -> AsyncGenerator[UserUpdate, None]:
     """Accounts created, updated and deleted; for administrators, checked again on every event."""
     caller = require_admin(caller, "users:read")
-    async with feeds.database.session(read_only=True) as session:
-        caller = await auth.recheck(session, caller=caller)
+    async with feeds.database.session(read_only=True) as session:  # as the account is now
+        caller = require_admin(await auth.recheck(session, caller=caller), "users:read")
     return _user_stream(feeds, feeds.bus.subscribe(USERS_TOPIC, maxsize=feeds.queue_size), caller)
 
 
