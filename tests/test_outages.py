@@ -29,10 +29,14 @@ from api.db.models import User
 from api.db.outages import Outage, unavailable
 from api.db.pool import measured_pool
 from api.errors import Overloaded, ServiceUnavailable
-from tests.conftest import POSTGRES_URL, settings_for_tests
-from tests.factories import PASSWORD
+from api.services import events
+from api.services.events import UserEventKind
+from tests.conftest import POSTGRES_URL, fetch_settings, settings_for_tests
+from tests.factories import PASSWORD, bearer, make_user
 from tests.processes import free_port
-from tests.waiting import until
+from tests.sockets import PROTOCOLS, socket, subscribed
+from tests.targets import gate, serving
+from tests.waiting import until, until_true
 
 
 class Proxy:
@@ -267,3 +271,84 @@ def test_a_bound_of_ours_that_is_full_is_no_database_outage(caplog: pytest.LogCa
     assert not caplog.records
     outage.refuse(ServiceUnavailable("ConnectionRefusedError: refused"))
     assert outage.since is not None
+
+
+JOB_STATUS = "subscription ($id: ID!) { fetchJobEvents(id: $id) { job { status } } }"
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="needs SWITCHBOARD_TEST_POSTGRES_URL")
+async def test_live_streams_and_a_running_job_ride_out_a_postgres_outage(
+    engine: AsyncEngine, bus: Bus, live_database: Database, targets: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the database is away: a subscription whose event cannot be read ends with
+    ``SERVICE_UNAVAILABLE`` (the socket stays open), a new event stream is a 503, and a job whose
+    result cannot be written stops with one warning; once it is back, the job is taken over and
+    finishes, nothing lost, a job stream opened before the outage follows it to the end, and
+    nothing along the way was logged as a bug."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL run")
+    caplog.set_level(logging.INFO, "switchboard")
+    admin, user = await make_user(live_database, admin=True), await make_user(live_database)
+    async with proxied(engine) as (proxy, url), gate(targets) as page:
+        database = Database.of(create_engine(url, pool_size=3, max_overflow=0), bus=bus)
+        app = create_app(fetch_settings(fetch_job_lease=1.0), database=database)
+        async with (
+            serving(app, lifespan="on") as base,
+            httpx2.AsyncClient(base_url=base) as client,
+            socket(base, PROTOCOLS[0]) as ws,
+            socket(base, PROTOCOLS[0]) as follower,
+        ):
+            headers = bearer(app.state.settings, user)
+            started = await client.post("/api/v1/fetch-jobs", json={"urls": [page.url]}, headers=headers)
+            assert started.status_code == 202, started.text
+            job = started.json()["id"]
+            await until_true(lambda: page.arrived == 1, what="the job to fetch its page")
+            await ws.init(bearer(app.state.settings, admin))
+            await ws.subscribe("1", "subscription { userEvents { kind user { email } } }")
+            await follower.init(headers)
+            await follower.subscribe("1", JOB_STATUS, {"id": started.json()["node_id"]})
+            assert (await follower.next("1"))["data"]["fetchJobEvents"]["job"]["status"] == "RUNNING"
+            await subscribed(app, 3)  # the two, and the runner's watch over its job
+
+            await proxy.stop()
+            try:
+                async with live_database.session() as session:  # the bus and the test still reach it
+                    newcomer = User(email="during@example.com", password_hash="-")
+                    session.add(newcomer)
+                    await session.flush()
+                    await events.user_changed(session, kind=UserEventKind.CREATED, user=newcomer)
+                told = await asyncio.wait_for(ws.receive(), 5)  # the operation ends with the code
+                errors = told["payload"] if told["type"] == "error" else told["payload"]["errors"]
+                assert [e["extensions"]["code"] for e in errors] == ["SERVICE_UNAVAILABLE"], told
+                if told["type"] == "next":
+                    assert (await asyncio.wait_for(ws.receive(), 5))["type"] == "complete"
+
+                stream = await client.get(f"/api/v1/fetch-jobs/{job}/events", headers=headers)
+                assert stream.status_code == 503, stream.text
+                assert stream.headers["retry-after"] == "2"
+
+                page.open()  # its result cannot be written now
+                await until_true(
+                    lambda: any("stopped on a database error" in r.getMessage() for r in caplog.records),
+                    what="the job to stop on the outage",
+                )
+            finally:
+                await proxy.start()
+
+            async def done() -> dict[str, Any]:
+                answer = (await client.get(f"/api/v1/fetch-jobs/{job}", headers=headers)).json()
+                return answer if answer.get("status") == "DONE" else {}
+
+            finished = await until(done, within=10, what="the job to be taken over and finish")
+            assert finished["completed"] == finished["total"] == 1
+            seen = [(await follower.next("1"))["data"]["fetchJobEvents"]["job"]["status"]]
+            while seen[-1] != "DONE":  # the stream opened before the outage follows the job to its end
+                seen.append(
+                    (await asyncio.wait_for(follower.next("1"), 5))["data"]["fetchJobEvents"]["job"]["status"]
+                )
+            await ws.subscribe("2", "subscription { userEvents { kind } }")  # the socket serves on
+            await subscribed(app, 1)
+        await database.dispose()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [
+        r.getMessage() for r in caplog.records
+    ]

@@ -228,8 +228,11 @@ class Relay:
                         if self._signed_out is not None:
                             outcome, reason = Outcome.SIGNED_OUT, self._signed_out
                             break
+                        if isinstance(result, PreExecutionError) and self.sent:  # the stream failed
+                            outcome, reason = Outcome.FAILED, encoded(None, result)
+                            break
                         if isinstance(result, PreExecutionError) or not isinstance(result, ExecutionResult):
-                            outcome = Outcome.COMPLETE if self.history else Outcome.RESUME
+                            outcome = Outcome.RESUME  # nothing sent: each runs it as Strawberry does
                             break
                         await self._relay(result)
         except Exception:
