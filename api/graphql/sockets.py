@@ -36,7 +36,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.unset import UnsetType
 
-from api import metrics
+from api import memory, metrics
 from api.db.types import utcnow
 from api.errors import Unauthenticated
 from api.graphql.context import SocketContext
@@ -108,6 +108,7 @@ class _Policy:
 
     async def _stop(self) -> None:
         self._open.dec()
+        memory.trimmer.released()
         for task in self._watchers:
             task.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)

@@ -1,0 +1,37 @@
+"""The heap after a burst of socket closes: collected and trimmed once, when the closes have settled."""
+
+import asyncio
+import gc
+import weakref
+
+from api.memory import Trimmer
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the cyclic collector frees it
+
+
+async def test_a_burst_of_releases_collects_and_trims_once_it_has_settled() -> None:
+    trims: list[int] = []
+
+    def trim(pad: int) -> int:
+        trims.append(pad)
+        return 1
+
+    trimmer = Trimmer(trim=trim, settle=0.05)
+    gc.disable()
+    try:
+        node = _Node()
+        gone = weakref.ref(node)
+        del node
+        for _ in range(5):  # five sockets closing one after another
+            trimmer.released()
+            await asyncio.sleep(0.01)
+        assert gone() is not None  # not while closes still come
+        assert trims == []
+        await asyncio.sleep(0.2)
+    finally:
+        gc.enable()
+    assert gone() is None
+    assert (trims, trimmer.trims) == ([0], 1)
