@@ -63,7 +63,9 @@ class RequestIdMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            # A socket's messages go straight through: only an HTTP answer carries the id, and a
+            # wrapper would cost a call on every message to every socket.
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
         except Exception as exc:
             if scope["type"] == "http" and status is None and (down := unavailable(exc)) is not None:
                 database = getattr(scope["app"].state, "database", None)
