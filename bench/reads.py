@@ -1,9 +1,11 @@
-"""The read path, measured: a bare ASGI app, ``GET /api/v1/users?limit=50`` and the GraphQL query for
-the same 50 users, on PostgreSQL with 10,000 users, one uvicorn worker each, 32 connections.
+"""The read path, measured beside its anchors: a bare ASGI app, our REST and GraphQL, and PostGraphile 4,
+on the same PostgreSQL data (10,000 users, 3 jobs each, 5 results a job), at 1 and 2 workers each.
 
-The three targets are measured in rounds, interleaved, so a noisy neighbour on this shared machine
-hits them alike; the figures are medians over the rounds and the ratios come from the same run.
-Usage: ``make bench`` (or ``python -m bench.reads --rounds 5 --seconds 10``).
+Two documents (DESIGN §12): users50, the first 50 users (id, email); nested20, the first 20 users,
+their jobs (id) and each job's results (url, status code), as an administrator. REST answers users50
+as ``GET /api/v1/users?limit=50``. The targets are measured in rounds, interleaved, so a noisy
+neighbour on this shared machine hits them alike; the figures are medians over the rounds, and the
+ratios come from the same run. Usage: ``make bench`` (or ``python -m bench.reads --rounds 3``).
 """
 
 import argparse
@@ -12,24 +14,59 @@ import json
 import os
 import statistics
 import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx2
 from sqlalchemy import insert, make_url, select, text
 
 from api.db.engine import create_engine
-from api.db.models import User
+from api.db.models import FetchJob, FetchResult, JobStatus, Outcome, User
 from api.db.types import uuid7
 from api.security import create_access_token, hash_password
 from api.settings import Settings
 from bench.databases import fresh
-from bench.servers import Load, Server, uvicorn, wrk
+from bench.servers import Load, Server, postgraphile, uvicorn, wrk
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/switchboard_bench"
-USERS = 10_000
+USERS, JOBS_EACH, RESULTS_EACH = 10_000, 3, 5
 SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
-GRAPHQL_QUERY = "{ users(first: 50) { edges { node { id email displayName createdAt } } } }"
+
+OURS = {
+    "users50": "{ users(first: 50) { edges { node { id email } } } }",
+    "nested20": "{ users(first: 20) { edges { node { id fetchJobs(first: 3) { edges { node { id "
+    "results { url statusCode } } } } } } } }",
+}
+THEIRS = {
+    "users50": "{ allUsers(first: 50, orderBy: ID_ASC) { nodes { id email } } }",
+    "nested20": "{ allUsers(first: 20, orderBy: ID_ASC) { nodes { id fetchJobsByOwnerId(first: 3, "
+    "orderBy: ID_ASC) { nodes { id fetchResultsByJobId(orderBy: POSITION_ASC) { nodes { url statusCode } "
+    "} } } } } }",
+}
+
+
+def _ours_count(data: dict[str, Any]) -> tuple[int, int]:
+    """(users, results) in one of our answers."""
+    users = [edge["node"] for edge in data["data"]["users"]["edges"]]
+    jobs = [edge["node"] for user in users for edge in user.get("fetchJobs", {"edges": []})["edges"]]
+    return len(users), sum(len(job["results"]) for job in jobs)
+
+
+def _their_count(data: dict[str, Any]) -> tuple[int, int]:
+    """(users, results) in one of PostGraphile's answers."""
+    users = data["data"]["allUsers"]["nodes"]
+    jobs = [job for user in users for job in user.get("fetchJobsByOwnerId", {"nodes": []})["nodes"]]
+    return len(users), sum(len(job["fetchResultsByJobId"]["nodes"]) for job in jobs)
+
+
+def _rest_count(data: dict[str, Any]) -> tuple[int, int]:
+    return len(data["items"]), 0
+
+
+EXPECTED = {"users50": (50, 0), "nested20": (20, 20 * JOBS_EACH * RESULTS_EACH)}
 
 
 async def prepare(url: str) -> Settings:
@@ -51,9 +88,32 @@ async def prepare(url: str) -> Settings:
         }
         for n in range(USERS)
     ]
+    jobs, results = [], []
+    for n, user in enumerate(rows):
+        for j in range(JOBS_EACH):
+            at = start + timedelta(seconds=n, milliseconds=j)
+            job = {
+                "id": uuid7(),
+                "owner_id": user["id"],
+                "status": JobStatus.DONE,
+                "urls": [],
+                "total": RESULTS_EACH,
+            }
+            jobs.append(
+                job | {"completed": RESULTS_EACH, "created_at": at, "started_at": at, "finished_at": at}
+            )
+            for position in range(RESULTS_EACH):
+                url = f"https://example.com/{n}/{j}/{position}"
+                results.append(
+                    {"job_id": job["id"], "position": position, "url": url, "outcome": Outcome.OK}
+                    | {"status_code": 200, "fetched_at": at, "sequence": position + 1}
+                )
     async with engine.begin() as connection:
         await connection.execute(insert(User), rows)
-        await connection.execute(text("ANALYZE users"))
+        await connection.execute(insert(FetchJob), jobs)
+        for chunk in range(0, len(results), 10_000):
+            await connection.execute(insert(FetchResult), results[chunk : chunk + 10_000])
+        await connection.execute(text("ANALYZE"))
     await engine.dispose()
     return Settings(
         _env_file=None, database_url=url, secret_key=SECRET, access_token_ttl=3600, environment="production"
@@ -63,8 +123,10 @@ async def prepare(url: str) -> Settings:
 @dataclass
 class Target:
     name: str
+    document: str  # users50, nested20 or bare
     server: Server
     path: str
+    counted: Callable[[dict[str, Any]], tuple[int, int]] | None = None
     body: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     loads: list[Load] = field(default_factory=list)
@@ -78,9 +140,7 @@ class Target:
         else:
             response = httpx2.post(url, content=self.body, headers=self.headers)
         response.raise_for_status()
-        data = response.json()
-        users = data["items"] if "items" in data else (data.get("data") or {}).get("users", {}).get("edges")
-        if self.path != "/" and (users is None or len(users) != 50):
+        if self.counted is not None and self.counted(response.json()) != EXPECTED[self.document]:
             raise SystemExit(f"bench: {self.name} answered wrongly: {response.text[:300]}")
 
     def run(self, seconds: int, connections: int) -> None:
@@ -100,63 +160,57 @@ class Target:
     def median(self, attribute: str) -> float:
         return float(statistics.median(getattr(load, attribute) for load in self.loads))
 
+    @property
+    def cpu(self) -> float:
+        return float(statistics.median(self.cpu_ms))
 
-def report(targets: list[Target], rounds: int, seconds: int, connections: int) -> None:
-    bare, rest, graphql = targets
-    print(
-        f"\nread path: {rounds} interleaved rounds of {seconds} s, {connections} connections, 1 worker each"
+
+def graphql(
+    name: str, document: str, server: Server, query: str, headers: dict[str, str], counted: Any
+) -> Target:
+    body = json.dumps({"query": query})
+    return Target(
+        name, document, server, "/graphql", counted, body, {**headers, "Content-Type": "application/json"}
     )
-    print(f"{'target':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
+
+
+def report(workers: int, targets: list[Target], rounds: int, seconds: int, connections: int) -> None:
+    print(f"\n{workers} worker(s): {rounds} interleaved rounds of {seconds} s, {connections} connections")
+    print(f"{'target':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
     for t in targets:
-        rps, p50, p99, cpu = (
-            t.median("rps"),
-            t.median("p50_ms"),
-            t.median("p99_ms"),
-            statistics.median(t.cpu_ms),
+        print(
+            f"{t.name:<36} {t.median('rps'):>8.0f} {t.median('p50_ms'):>8.2f} {t.median('p99_ms'):>8.2f} "
+            f"{t.cpu:>11.3f}"
         )
-        print(f"{t.name:<34} {rps:>8.0f} {p50:>8.2f} {p99:>8.2f} {cpu:>11.3f}")
+    by_name = {t.name: t for t in targets}
 
-    def ratio(a: Target, b: Target) -> str:
-        rps = a.median("rps") / b.median("rps")
-        cpu = statistics.median(a.cpu_ms) / statistics.median(b.cpu_ms)
-        return f"throughput {rps:.2f}x, CPU per request {cpu:.2f}x"
+    def ratio(a: str, b: str) -> None:
+        first, second = by_name[a], by_name[b]
+        rps = first.median("rps") / second.median("rps")
+        p99 = first.median("p99_ms") / second.median("p99_ms")
+        print(
+            f"  {a} / {b}: throughput {rps:.2f}x, p99 {p99:.2f}x, "
+            f"CPU per request {first.cpu / second.cpu:.2f}x"
+        )
 
-    print(f"\nGraphQL / REST: {ratio(graphql, rest)}")
-    print(f"REST / bare:    {ratio(rest, bare)}")
-    print(f"GraphQL / bare: {ratio(graphql, bare)}")
+    print("ratios:")
+    for document in ("users50", "nested20"):
+        ratio(f"ours GraphQL {document}", f"PostGraphile {document}")
+    ratio("ours GraphQL users50", "ours REST users50")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=32)
-    args = parser.parse_args()
-
-    url = os.environ.get("SWITCHBOARD_BENCH_POSTGRES_URL", DEFAULT_URL)
-    print(f"bench: seeding {USERS:,} users into {make_url(url).render_as_string(hide_password=True)}")
-    settings = asyncio.run(prepare(url))
-    admin_token = create_access_token(settings, asyncio.run(_admin_id(url))).token
-    auth = {"Authorization": f"Bearer {admin_token}"}
-    env = {
-        "SWITCHBOARD_DATABASE_URL": url,
-        "SWITCHBOARD_SECRET_KEY": SECRET,
-        "SWITCHBOARD_ENVIRONMENT": "production",
-        "SWITCHBOARD_LOG_LEVEL": "WARNING",
-    }
-    with uvicorn("bench.bare:app") as bare, uvicorn("api.app:create_app", factory=True, env=env) as app:
+def measure(
+    url: str, workers: int, auth: dict[str, str], env: dict[str, str], args: argparse.Namespace
+) -> None:
+    with ExitStack() as stack:
+        bare = stack.enter_context(uvicorn("bench.bare:app", workers=workers))
+        app = stack.enter_context(uvicorn("api.app:create_app", factory=True, env=env, workers=workers))
+        theirs = stack.enter_context(postgraphile(url, workers=workers))
         targets = [
-            Target("bare ASGI (fixed JSON)", bare, "/"),
-            Target("REST GET /api/v1/users?limit=50", app, "/api/v1/users?limit=50", headers=auth),
-            Target(
-                "GraphQL users(first: 50)",
-                app,
-                "/graphql",
-                body=json.dumps({"query": GRAPHQL_QUERY}),
-                headers={**auth, "Content-Type": "application/json"},
-            ),
+            Target("bare ASGI (fixed JSON)", "bare", bare, "/"),
+            Target("ours REST users50", "users50", app, "/api/v1/users?limit=50", _rest_count, headers=auth),
+            *(graphql(f"ours GraphQL {d}", d, app, q, auth, _ours_count) for d, q in OURS.items()),
+            *(graphql(f"PostGraphile {d}", d, theirs, q, {}, _their_count) for d, q in THEIRS.items()),
         ]
         for target in targets:
             target.check()
@@ -167,7 +221,33 @@ def main() -> None:
             shift = round_number % len(targets)
             for target in targets[shift:] + targets[:shift]:
                 target.run(args.seconds, args.connections)
-    report(targets, args.rounds, args.seconds, args.connections)
+    report(workers, targets, args.rounds, args.seconds, args.connections)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", default="1,2", help="worker counts to measure, comma-separated")
+    args = parser.parse_args()
+
+    url = os.environ.get("SWITCHBOARD_BENCH_POSTGRES_URL", DEFAULT_URL)
+    shown = make_url(url).render_as_string(hide_password=True)
+    print(f"bench: seeding {USERS:,} users, {JOBS_EACH} jobs each, {RESULTS_EACH} results a job into {shown}")
+    settings = asyncio.run(prepare(url))
+    admin_token = create_access_token(settings, asyncio.run(_admin_id(url))).token
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    env = {
+        "SWITCHBOARD_DATABASE_URL": url,
+        "SWITCHBOARD_SECRET_KEY": SECRET,
+        "SWITCHBOARD_ENVIRONMENT": "production",
+        "SWITCHBOARD_LOG_LEVEL": "WARNING",
+    }
+    for workers in (int(count) for count in args.workers.split(",")):
+        measure(url, workers, auth, env, args)
 
 
 async def _admin_id(url: str) -> uuid.UUID:

@@ -32,20 +32,64 @@ class Server:
     url: str
 
     def cpu_seconds(self) -> float:
-        """User and system CPU time of the server process so far (Linux ``/proc``)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """User and system CPU time so far of the server process and the workers it started (Linux
+        ``/proc``)."""
+        parents: dict[int, int] = {}
+        ticks: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            pid = int(stat.parent.name)
+            parents[pid], ticks[pid] = int(fields[1]), int(fields[11]) + int(fields[12])
+
+        def ours(pid: int) -> bool:
+            while pid > 1:
+                if pid == self.process.pid:
+                    return True
+                pid = parents.get(pid, 0)
+            return False
+
+        return sum(count for pid, count in ticks.items() if ours(pid)) / CLOCK_TICKS
 
 
 @contextmanager
-def uvicorn(target: str, *, factory: bool = False, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """One uvicorn worker (uvloop, httptools, no access log) serving ``target`` until the block ends."""
+def uvicorn(
+    target: str, *, factory: bool = False, env: dict[str, str] | None = None, workers: int = 1
+) -> Iterator[Server]:
+    """uvicorn (uvloop, httptools, no access log; ``workers`` processes) serving ``target`` until the
+    block ends."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--no-access-log"]
     command += ["--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
     if factory:
         command.append("--factory")
+    if workers > 1:
+        command += ["--workers", str(workers)]
     with _serving(command, port, env, target) as server:
+        yield server
+
+
+POSTGRAPHILE = ROOT / "bench" / "postgraphile"
+
+
+@contextmanager
+def postgraphile(database_url: str, *, workers: int = 1) -> Iterator[Server]:
+    """PostGraphile 4 (the version in ``bench/postgraphile/package-lock.json``, installed with
+    ``npm ci`` on first use) serving the ``public`` schema of ``database_url`` until the block ends."""
+    binary = POSTGRAPHILE / "node_modules" / ".bin" / "postgraphile"
+    if not binary.exists():
+        if shutil.which("npm") is None:
+            raise SystemExit("bench: npm is needed for PostGraphile (Debian/Ubuntu: apt-get install npm)")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=POSTGRAPHILE, check=True)  # noqa: S607
+    port = free_port()
+    connection = re.sub(r"^postgresql\+\w+://", "postgres://", database_url)
+    command = [str(binary), "-c", connection, "-s", "public", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--disable-query-log", "--disable-graphiql"]
+    if workers > 1:
+        command += ["--cluster-workers", str(workers)]
+    with _serving(command, port, {"NODE_ENV": "production"}, "postgraphile") as server:
         yield server
 
 
