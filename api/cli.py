@@ -16,7 +16,7 @@ from api.logs import configure_logging
 from api.migrations import ALEMBIC_INI
 from api.services import users
 from api.services.commands import UserCreate, build
-from api.serving import GRACE_SECONDS, GoingAwayWebSockets
+from api.serving import GRACE_SECONDS, WEBSOCKET_OPTIONS
 from api.settings import get_settings
 
 
@@ -42,10 +42,7 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         proxy_headers=True,
-        ws=GoingAwayWebSockets,
-        # Our frames are small JSON; compressing each, with a compressor per socket, cost half the
-        # CPU of an event sent to a thousand sockets and saved little.
-        ws_per_message_deflate=False,
+        **WEBSOCKET_OPTIONS,
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
 

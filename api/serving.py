@@ -6,6 +6,8 @@ restart"). A server that is being stopped is going away: its sockets close with 
 reconnect, to another worker or to this one once it is back, and re-read the state they follow.
 """
 
+from typing import Any
+
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
@@ -35,3 +37,9 @@ class GoingAwayWebSockets(WebSocketsSansIOProtocol):
     def _abort(self) -> None:
         if not self.disconnected:  # connection_lost never came: drop it (sends waiting on it fail)
             self.transport.abort()
+
+
+# How ``switchboard serve`` (and the test suite's live servers) run WebSockets. Our frames are small
+# JSON: compressing each, with a compressor per socket, cost half the CPU of an event sent to a
+# thousand sockets and saved little.
+WEBSOCKET_OPTIONS: dict[str, Any] = {"ws": GoingAwayWebSockets, "ws_per_message_deflate": False}

@@ -158,7 +158,8 @@ def wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write("\n".join(lines) + "\n")
         script.flush()
-        command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url]
+        command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency"]
+        command += ["-s", script.name, url]
         report = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
     done = re.search(r"(\d+) requests in ([\d.]+)(s|m)", report)
     assert done is not None, report

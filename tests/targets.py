@@ -16,6 +16,8 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response, S
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from api.serving import WEBSOCKET_OPTIONS
+
 
 async def ok(request: Request) -> Response:
     return PlainTextResponse("hello", headers={"X-Seen-Host": request.headers.get("host", "")})
@@ -144,7 +146,8 @@ async def serving(served: ASGIApp = app, *, lifespan: Literal["on", "off"] = "of
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(served, log_level="warning", lifespan=lifespan))
+    config = uvicorn.Config(served, log_level="warning", lifespan=lifespan, **WEBSOCKET_OPTIONS)
+    server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     started = asyncio.create_task(server.up.wait())
     await asyncio.wait({task, started}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
