@@ -13,9 +13,12 @@ import asyncio
 import ctypes
 import ctypes.util
 import gc
+import math
+import time
 from collections.abc import Callable
 
 SETTLE_SECONDS = 1.0  # a burst of closes ends when none came for this long
+MIN_GAP_SECONDS = 30.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -31,22 +34,33 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 class Trimmer:
-    """Collects and trims the heap once the closes it was told of have settled."""
+    """Collects and trims the heap once the closes it was told of have settled, and not more often
+    than once every ``min_gap`` seconds (a collection blocks the event loop while it runs)."""
 
-    def __init__(self, trim: Callable[[int], int] | None = None, settle: float = SETTLE_SECONDS) -> None:
+    def __init__(
+        self,
+        trim: Callable[[int], int] | None = None,
+        settle: float = SETTLE_SECONDS,
+        min_gap: float = MIN_GAP_SECONDS,
+    ) -> None:
         self.trim = trim if trim is not None else _malloc_trim()
-        self.settle = settle
+        self.settle, self.min_gap = settle, min_gap
         self.trims = 0
+        self._last = -math.inf
         self._pending: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def released(self) -> None:
         """Something large was let go (a socket closed): collect and trim once things are quiet."""
-        if self._pending is not None:
+        loop = asyncio.get_running_loop()
+        if self._pending is not None and self._loop is loop:  # another loop's timer is its own
             self._pending.cancel()
-        self._pending = asyncio.get_running_loop().call_later(self.settle, self._run)
+        wait = max(self.settle, self._last + self.min_gap - time.monotonic())
+        self._loop, self._pending = loop, loop.call_later(wait, self._run)
 
     def _run(self) -> None:
         self._pending = None
+        self._last = time.monotonic()
         gc.collect()
         if self.trim is not None:
             self.trim(0)

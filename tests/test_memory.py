@@ -19,7 +19,7 @@ async def test_a_burst_of_releases_collects_and_trims_once_it_has_settled() -> N
         trims.append(pad)
         return 1
 
-    trimmer = Trimmer(trim=trim, settle=0.05)
+    trimmer = Trimmer(trim=trim, settle=0.05, min_gap=0.5)
     gc.disable()
     try:
         node = _Node()
@@ -35,3 +35,9 @@ async def test_a_burst_of_releases_collects_and_trims_once_it_has_settled() -> N
         gc.enable()
     assert gone() is None
     assert (trims, trimmer.trims) == ([0], 1)
+
+    trimmer.released()  # the next burst, soon after: it waits out the gap since the last run
+    await asyncio.sleep(0.2)
+    assert trimmer.trims == 1
+    await asyncio.sleep(0.5)
+    assert trimmer.trims == 2

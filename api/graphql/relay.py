@@ -30,6 +30,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import aclosing, contextmanager, suppress
+from contextvars import Context
 from enum import Enum
 from typing import Any
 
@@ -37,24 +38,26 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from api.bus import Overflowed
 from api.db.outages import unavailable
-from api.errors import DomainError, Unauthenticated
+from api.errors import INTERNAL_ERROR_CODE, INTERNAL_ERROR_MESSAGE, DomainError, Unauthenticated
 from api.graphql.context import SocketContext
 from api.services import auth, live
 from api.services.callers import Caller
 
 logger = logging.getLogger("switchboard.graphql")
 
-Key = tuple[str, str | None, str, uuid.UUID, frozenset[str] | None]
+Key = tuple[str, str | None, str, uuid.UUID, bool, frozenset[str] | None]
 Source = Callable[[SocketContext], Awaitable[AsyncIterator[Any]]]
 HISTORY = 16  # responses kept for sockets that are catching up with the relay
 ALIGN_WITHIN = 0.25  # how long a socket catching up waits for the relay to send what it sent
 _ENCODED = object()  # the key of the encoded responses in what an event's subscribers share
+_INTERNAL = {"code": INTERNAL_ERROR_CODE}
 
 
 def relay_key(
     query: str, operation_name: str | None, variables: dict[str, Any] | None, caller: Caller
 ) -> Key:
-    return (query, operation_name, json.dumps(variables or {}, sort_keys=True), caller.user.id, caller.scopes)
+    variables_text = json.dumps(variables or {}, sort_keys=True)
+    return (query, operation_name, variables_text, caller.user.id, caller.user.is_admin, caller.scopes)
 
 
 def encoded(shared: dict[Any, Any] | None, result: ExecutionResult) -> str:
@@ -79,9 +82,11 @@ def encoded(shared: dict[Any, Any] | None, result: ExecutionResult) -> str:
 
 def refusal(error: DomainError) -> str:
     """The ``next`` payload of a stream that ``error`` ends."""
-    return json.dumps(
-        {"data": None, "errors": [{"message": error.message, "extensions": error.extensions()}]}
-    )
+    return _failure(error.message, error.extensions())
+
+
+def _failure(message: str, extensions: dict[str, Any]) -> str:
+    return json.dumps({"data": None, "errors": [{"message": message, "extensions": extensions}]})
 
 
 class Outcome(Enum):
@@ -154,21 +159,24 @@ class Relay:
         self._progressed = asyncio.Event()  # set (and replaced) on each response the relay sends
         context.close_socket = self._sign_out
         relays[key] = self
-        self._task = asyncio.create_task(self._run(source), name="subscription-relay")
+        # A context of its own: the creating socket's (its operation's scope) is not kept alive by it.
+        self._task = asyncio.create_task(self._run(source), name="subscription-relay", context=Context())
 
     def take(self, caller: Caller) -> Follower | None:
         """A follower from the first response on, while the relay has sent none."""
         return None if self.ended or self.history else self._join(caller, ())
 
-    async def align(self, data: object, caller: Caller) -> Follower | None:
+    async def align(self, data: object, caller: Caller, *, first: bool) -> Follower | None:
         """A follower from the response after ``data``, once ``data`` is one the relay sent. The
         relay may be a step behind the stream that got ``data`` (the one that executed the event
         first sends first): it is given ``ALIGN_WITHIN`` seconds to catch up.
 
-        A first response equal to the relay's own first one, while the relay has sent no other,
+        A ``first`` response equal to the relay's own first one, while the relay has sent no other,
         shows that nothing has changed since the relay started (a job not yet under way, say):
         from there the relay's next responses are the ones this stream would have sent."""
-        if self.sent == 1 and self.history[0][0] == data:
+        if self.ended:
+            return None
+        if first and self.sent == 1 and self.history[0][0] == data:
             return self._join(caller, ())  # nothing has happened since the relay's first response
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ALIGN_WITHIN
@@ -228,16 +236,19 @@ class Relay:
                         if self._signed_out is not None:
                             outcome, reason = Outcome.SIGNED_OUT, self._signed_out
                             break
-                        if isinstance(result, PreExecutionError) and self.sent:  # the stream failed
-                            outcome, reason = Outcome.FAILED, encoded(None, result)
-                            break
                         if isinstance(result, PreExecutionError) or not isinstance(result, ExecutionResult):
-                            outcome = Outcome.RESUME  # nothing sent: each runs it as Strawberry does
+                            if not self.sent:  # nothing sent: each runs it as Strawberry does
+                                outcome = Outcome.RESUME
+                            elif isinstance(result, ExecutionResult):  # the stream failed on the way
+                                outcome, reason = Outcome.FAILED, encoded(None, result)
+                            else:  # incremental delivery, which a subscription does not make
+                                outcome, reason = Outcome.FAILED, _failure(INTERNAL_ERROR_MESSAGE, _INTERNAL)
                             break
                         await self._relay(result)
         except Exception:
             logger.exception("a subscription relay failed")
-            outcome = Outcome.COMPLETE if self.history else Outcome.RESUME
+            outcome = Outcome.FAILED if self.sent else Outcome.RESUME
+            reason = _failure(INTERNAL_ERROR_MESSAGE, _INTERNAL)
         finally:
             self._end()
             for follower in list(self.followers):

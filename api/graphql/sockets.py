@@ -279,23 +279,42 @@ class TransportWSHandler(_Policy, BaseGraphQLTransportWSHandler[Context, None]):
         self, operation: Operation[Context, None], relay: Relay, caller: Caller
     ) -> Follower | None:
         """Our own stream of ``operation``, until a response of it is one the relay sent too: the
-        relay's follower from there, or ``None`` once our stream has ended."""
-        stream = await self._source(operation)(self.socket)
-        async with aclosing(stream):  # type: ignore[type-var]
-            first = True
-            async for result in stream:
-                if first and isinstance(result, PreExecutionError):
-                    await self._handle_pre_execution_error(operation, result)
-                    return None
-                if not isinstance(result, ExecutionResult):
-                    await self._reject_incremental_delivery(operation)
-                    return None
-                first = False
-                await self._send_next(operation, encoded(self.context.shared(), result))
-                follower = None if result.errors else await relay.align(result.data, caller)
-                if follower is not None:
-                    return follower
-        return None
+        relay's follower from there, or ``None`` once our stream has ended. A follower that is not
+        handed back (the operation cancelled while our stream closes) leaves the relay at once."""
+        follower: Follower | None = None
+        try:
+            stream = await self._source(operation)(self.socket)
+            async with aclosing(stream):  # type: ignore[type-var]
+                first = True
+                async for result in stream:
+                    if first and isinstance(result, PreExecutionError):
+                        await self._handle_pre_execution_error(operation, result)
+                        return None
+                    if not isinstance(result, ExecutionResult):
+                        await self._reject_incremental_delivery(operation)
+                        return None
+                    await self._send_next(operation, encoded(self.context.shared(), result))
+                    if not result.errors:
+                        follower = await relay.align(result.data, caller, first=first)
+                    first = False
+                    if follower is not None:
+                        break
+            if follower is not None and follower.outbox:
+                await self._recheck_backlog(follower)
+        except BaseException:
+            if follower is not None:
+                relay.leave(follower)
+            raise
+        return follower
+
+    async def _recheck_backlog(self, follower: Follower) -> None:
+        """The responses a late socket takes over from the relay's history came for events after
+        its own stream last checked it: its credential is checked once more before they go out."""
+        try:
+            async with self.socket.database.session(read_only=True) as session:
+                follower.caller = await auth.recheck(session, caller=follower.caller)
+        except Unauthenticated as exc:
+            follower.end(Outcome.SIGNED_OUT, exc.message)
 
     async def _send_next(self, operation: Operation[Context, None], payload: str) -> None:
         """A ``next`` message with an encoded payload, written as it is."""

@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from strawberry.types.execution import ExecutionResult
 
+from api import memory
 from api.db.engine import Database
 from api.graphql.context import SocketContext
 from api.graphql.relay import encoded
@@ -207,13 +208,16 @@ def test_a_shared_response_is_encoded_once_for_every_socket_of_the_event() -> No
     assert encoded(shared, ExecutionResult(data=dict(data), errors=None)) is not first  # its own data
 
 
-async def test_closed_sockets_leave_no_socket_state_behind(serve: Serve, live_database: Database) -> None:
+async def test_closed_sockets_leave_no_socket_state_behind(
+    serve: Serve, live_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Thirty subscribed sockets that go away (half of them cut off without a close) leave no socket
     context, handler or bus subscription behind: what a socket held is freed with it, so what a
     server holds does not grow with the sockets it has seen. Much of it is reference cycles, which
     the server collects itself once the closes have settled (``api.memory``): the collector's own
     runs are off here, so nothing else frees them."""
     admin = await make_user(live_database, admin=True)
+    monkeypatch.setattr(memory, "trimmer", memory.Trimmer(min_gap=0))  # not held back by earlier tests
 
     def alive() -> int:
         kinds = (SocketContext, TransportWSHandler, LegacyWSHandler)

@@ -27,10 +27,9 @@ async def test_a_job_starts_at_once_and_writes_each_result_as_it_comes(
 ) -> None:
     user = await make_user(live_database)
     headers = bearer(live_settings, user)
-    started = time.perf_counter()
     async with gate(targets) as slow:  # answers once the midway state was read
+        # The mutation answers while the slow page is held: it does not wait for the fetching.
         job = await start(live_client, [f"{targets}/ok", slow.url, "gopher://x/"], headers)
-        assert time.perf_counter() - started < 0.5  # the mutation does not wait for the fetching
         assert (job["status"], job["total"], job["completed"], job["results"]) == ("PENDING", 3, 0, [])
 
         async def two_in() -> bool:
