@@ -5,6 +5,7 @@ import gc
 import weakref
 
 from api.memory import Trimmer
+from tests.waiting import until_true
 
 
 class _Node:
@@ -19,7 +20,7 @@ async def test_a_burst_of_releases_collects_and_trims_once_it_has_settled() -> N
         trims.append(pad)
         return 1
 
-    trimmer = Trimmer(trim=trim, settle=0.05, min_gap=0.5)
+    trimmer = Trimmer(trim=trim, settle=0.5, min_gap=2.0)
     gc.disable()
     try:
         node = _Node()
@@ -30,14 +31,13 @@ async def test_a_burst_of_releases_collects_and_trims_once_it_has_settled() -> N
             await asyncio.sleep(0.01)
         assert gone() is not None  # not while closes still come
         assert trims == []
-        await asyncio.sleep(0.2)
+        await until_true(lambda: trimmer.trims == 1, within=5, what="the collection after the burst")
     finally:
         gc.enable()
     assert gone() is None
     assert (trims, trimmer.trims) == ([0], 1)
 
     trimmer.released()  # the next burst, soon after: it waits out the gap since the last run
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.6)
     assert trimmer.trims == 1
-    await asyncio.sleep(0.5)
-    assert trimmer.trims == 2
+    await until_true(lambda: trimmer.trims == 2, within=5, what="the collection after the gap")
