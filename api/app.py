@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             try:
                 yield
             finally:
+                await app.state.relays.close()
                 await app.state.jobs.close()
                 if owned:
                     await bus.close()

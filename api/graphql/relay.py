@@ -142,13 +142,31 @@ class Follower:
                 return
 
 
+class Relays(dict[Key, "Relay"]):
+    """The relays running for one app's sockets, by key, and the tasks of every relay that has not
+    finished yet (one that was stopped may still be closing its stream)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def started(self, task: "asyncio.Task[None]") -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        """Stop every relay and wait for each to close its stream (its bus subscription and
+        session), before the app lets go of the bus and the database."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
 class Relay:
     """The one run of a subscription for ``key``, and the followers it hands responses to. It is in
     ``relays`` while it runs, and stops once no follower (nor a socket catching up) is left."""
 
-    def __init__(
-        self, relays: dict[Key, "Relay"], key: Key, context: SocketContext, source: Source, limit: int
-    ) -> None:
+    def __init__(self, relays: Relays, key: Key, context: SocketContext, source: Source, limit: int) -> None:
         self.relays, self.key, self.context, self.limit = relays, key, context, limit
         self.followers: dict[Follower, None] = {}
         self.history: deque[tuple[object, str]] = deque(maxlen=HISTORY)
@@ -161,6 +179,7 @@ class Relay:
         relays[key] = self
         # A context of its own: the creating socket's (its operation's scope) is not kept alive by it.
         self._task = asyncio.create_task(self._run(source), name="subscription-relay", context=Context())
+        relays.started(self._task)
 
     def take(self, caller: Caller) -> Follower | None:
         """A follower from the first response on, while the relay has sent none."""

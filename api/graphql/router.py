@@ -22,7 +22,7 @@ from api import ide
 from api.errors import Unauthenticated
 from api.graphql.context import SocketContext, get_context, socket_credentials
 from api.graphql.errors import escaped_errors_rendered, refused_by_database, request_error_extensions
-from api.graphql.relay import Key, Relay
+from api.graphql.relay import Relays
 from api.graphql.schema import Schema
 from api.graphql.sockets import LegacyWSHandler, TransportWSHandler
 from api.services import auth
@@ -66,7 +66,7 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         )
         self.max_subscriptions_per_connection = settings.ws_max_subscriptions
         self.allowed_origins = frozenset(settings.cors_origins)
-        self.relays: dict[Key, Relay] = {}  # the subscriptions running for this app's sockets
+        self.relays = Relays()  # the subscriptions running for this app's sockets
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Sign the socket in with the credentials of its ``connection_init``; refused ones close it

@@ -93,6 +93,24 @@ async def test_sockets_asking_the_same_thing_share_one_stream_and_a_late_one_cat
         await until_true(lambda: not relays and bus.subscribers == 0, within=5, what="the relay to stop")
 
 
+async def test_the_app_stops_its_relays_before_it_lets_go_of_the_database(
+    serve: Serve, live_database: Database
+) -> None:
+    """A server stopping with a subscribed socket still open: its relay is stopped and awaited
+    (its bus subscription and session closed) by the app's shutdown."""
+    admin = await make_user(live_database, admin=True)
+    async with AsyncExitStack() as outliving:  # the socket is closed only after the server stopped
+        async with serve() as (url, app):
+            ws = await outliving.enter_async_context(socket(url, PROTOCOLS[0]))
+            await ws.init((await signed_in(live_database, app.state.settings, admin))[0])
+            await ws.subscribe("1", USER_EVENTS)
+            await subscribed(app, 1)
+            [task] = app.state.relays.tasks
+        assert task.done()
+        assert not app.state.relays.tasks
+        assert app.state.feeds.bus.subscribers == 0
+
+
 async def test_a_follower_signed_out_is_closed_with_4403_and_the_others_go_on(
     serve: Serve, live_database: Database
 ) -> None:
