@@ -73,6 +73,9 @@ class Event:
         return cls(tuple(topics), data, replaces=replaces)  # from a process that does not say when: now
 
 
+TOO_FAR_BEHIND = "The subscriber fell too far behind; subscribe again."
+
+
 class Overflowed(DomainError):
     """The subscriber fell too far behind; its subscription is over (the client may subscribe again)."""
 
@@ -128,7 +131,7 @@ class Subscription:
                 self._waiter = None
         event = self._queue[0]
         if event is _OVERFLOW:
-            raise Overflowed("The subscriber fell too far behind; subscribe again.")
+            raise Overflowed(TOO_FAR_BEHIND)
         self._queue.popleft()
         return event
 

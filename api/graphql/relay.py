@@ -36,7 +36,7 @@ from typing import Any
 
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
-from api.bus import Overflowed
+from api.bus import TOO_FAR_BEHIND, Overflowed
 from api.db.outages import unavailable
 from api.errors import INTERNAL_ERROR_CODE, INTERNAL_ERROR_MESSAGE, DomainError, Unauthenticated
 from api.graphql.context import SocketContext
@@ -115,9 +115,7 @@ class Follower:
         if self.outcome is not None:
             return
         if len(self.outbox) >= self.limit:
-            self.end(
-                Outcome.FAILED, refusal(Overflowed("The subscriber fell too far behind; subscribe again."))
-            )
+            self.end(Outcome.FAILED, refusal(Overflowed(TOO_FAR_BEHIND)))
             return
         self.outbox.append(text)
         self._wake.set()
@@ -183,7 +181,7 @@ class Relay:
 
     def take(self, caller: Caller) -> Follower | None:
         """A follower from the first response on, while the relay has sent none."""
-        return None if self.ended or self.history else self._join(caller, ())
+        return None if self.ended or self.sent else self._join(caller, ())
 
     async def align(self, data: object, caller: Caller, *, first: bool) -> Follower | None:
         """A follower from the response after ``data``, once ``data`` is one the relay sent. The
