@@ -7,7 +7,9 @@ using an API key may do only what the key's scopes allow, on top of that.
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import get_args
+from typing import Any, get_args
+
+from sqlalchemy import ColumnElement, Uuid, false, literal, true
 
 from api.db.models import User
 from api.errors import Forbidden, Unauthenticated
@@ -36,6 +38,27 @@ class Caller:
 def acts_as_admin(caller: Caller | None) -> bool:
     """Whether ``caller`` may act as an administrator (with the ``admin`` scope, for an API key)."""
     return caller is not None and caller.user.is_admin and caller.allows("admin")
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Which rows of a kind a reader sees: every one (an administrator), or their own account's.
+
+    Each kind's rule is one SQL predicate over this (``users.visible_user``, ``fetch_jobs.visible_job``),
+    written against its two terms. The services' queries bind them as constants (``constants``); the
+    compiled read path (``api.services.reads``) binds them as parameters of a statement planned once for
+    every reader (``parameters``), so both paths ask the database the same question.
+    """
+
+    viewer_id: uuid.UUID
+    sees_all: bool
+
+    def constants(self) -> "VisibilityTerms":
+        return (true() if self.sees_all else false()), literal(self.viewer_id, Uuid)
+
+
+# (sees every row, the reader's account id) as SQL expressions.
+VisibilityTerms = tuple[ColumnElement[bool], ColumnElement[Any]]
 
 
 def require(caller: Caller | None, *scopes: str) -> Caller:

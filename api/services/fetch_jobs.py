@@ -9,17 +9,17 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from api.db.engine import Database
-from api.db.models import FetchJob, FetchResult, JobStatus, Outcome, User
+from api.db.models import FetchJob, FetchResult, JobStatus, Outcome
 from api.db.types import utcnow
 from api.errors import Conflict, NotFound
 from api.ratelimit import Limiter
 from api.services import events
-from api.services.callers import Caller, acts_as_admin, require
+from api.services.callers import Caller, Visibility, VisibilityTerms, acts_as_admin, require
 from api.services.fetch import count_fetch, url_list
 from api.services.pagination import Page, PageRequest, decode_cursor, page_of
 from api.settings import Settings
@@ -60,21 +60,29 @@ async def start_job(
     return job
 
 
-def _viewer(actor: Caller | None) -> tuple[User, bool]:
-    """The reader, and whether they see every job (an administrator) or their own only."""
-    return require(actor, "fetch").user, acts_as_admin(actor)
+def job_visibility(actor: Caller | None) -> Visibility:
+    """Which jobs ``actor`` sees: every one (an administrator) or their own; reading jobs at all
+    takes the ``fetch`` scope."""
+    caller = require(actor, "fetch")
+    return Visibility(viewer_id=caller.user.id, sees_all=acts_as_admin(caller))
+
+
+def visible_job(job: Any, terms: VisibilityTerms) -> ColumnElement[bool]:
+    """The one rule of who sees a job, as SQL over ``job`` (the model, an alias or a subquery's
+    columns): an administrator sees every job, anybody else their own."""
+    sees_all, viewer_id = terms
+    return or_(sees_all, job.owner_id == viewer_id)
 
 
 def sees(actor: Caller | None, job: FetchJob) -> bool:
-    """Whether ``actor`` may see ``job`` (the rule of ``_visible``, for a row already read)."""
-    user, sees_all = _viewer(actor)
-    return sees_all or job.owner_id == user.id
+    """Whether ``actor`` may see ``job``, a row already read (``visible_job``'s rule in Python)."""
+    seen = job_visibility(actor)
+    return seen.sees_all or job.owner_id == seen.viewer_id
 
 
 def _visible(query: SelectT, actor: Caller | None) -> SelectT:
     """``query`` (over jobs, or joined to them) narrowed to the jobs ``actor`` may see."""
-    user, sees_all = _viewer(actor)
-    return query if sees_all else query.where(FetchJob.owner_id == user.id)
+    return query.where(visible_job(FetchJob, job_visibility(actor).constants()))
 
 
 async def get_jobs(
@@ -96,9 +104,9 @@ async def list_jobs(
     session: AsyncSession, *, actor: Caller | None, page: PageRequest, status: JobStatus | None = None
 ) -> Page[FetchJob]:
     """The caller's own jobs, oldest first, optionally those in one status."""
-    user, _ = _viewer(actor)
-    return (await jobs_of_owners(session, actor=actor, owner_ids=[user.id], page=page, status=status))[
-        user.id
+    viewer_id = job_visibility(actor).viewer_id
+    return (await jobs_of_owners(session, actor=actor, owner_ids=[viewer_id], page=page, status=status))[
+        viewer_id
     ]
 
 
@@ -112,12 +120,13 @@ async def jobs_of_owners(
 ) -> dict[uuid.UUID, Page[FetchJob]]:
     """A page of jobs for each owner, in one query however many owners (``User.fetchJobs`` for a
     whole list of users). Owners whose jobs ``actor`` may not see get an empty page."""
-    user, sees_all = _viewer(actor)
-    wanted = set(owner_ids) if sees_all else set(owner_ids) & {user.id}
+    terms = job_visibility(actor).constants()
     pages: dict[uuid.UUID, list[FetchJob]] = {owner: [] for owner in owner_ids}
-    if wanted:
+    if owner_ids:
         rank = func.row_number().over(partition_by=FetchJob.owner_id, order_by=FetchJob.id)
-        ranked = select(FetchJob, rank.label("rank")).where(FetchJob.owner_id.in_(wanted))
+        ranked = select(FetchJob, rank.label("rank")).where(
+            FetchJob.owner_id.in_(set(owner_ids)), visible_job(FetchJob, terms)
+        )
         if status is not None:
             ranked = ranked.where(FetchJob.status == status)
         if page.after is not None:

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +13,14 @@ from api.db.models import User
 from api.errors import Conflict, Forbidden, InvalidCredentials, InvalidInput, NotFound
 from api.security import hash_password, verify_password
 from api.services import events, sessions
-from api.services.callers import Caller, acts_as_admin, require, require_admin
+from api.services.callers import (
+    Caller,
+    Visibility,
+    VisibilityTerms,
+    acts_as_admin,
+    require,
+    require_admin,
+)
 from api.services.commands import UserAdminUpdate, UserCreate, UserReplace, UserSelfUpdate
 from api.services.events import UserEventKind
 from api.services.pagination import Page, PageRequest, decode_cursor, page_of
@@ -81,20 +88,49 @@ def me(*, actor: Caller | None) -> User:
     return require(actor, "users:read").user
 
 
+def user_visibility(actor: Caller | None) -> Visibility:
+    """Which accounts ``actor`` sees: every one (an administrator) or their own, with ``users:read``."""
+    caller = require(actor, "users:read")
+    return Visibility(viewer_id=caller.user.id, sees_all=acts_as_admin(caller))
+
+
+def listing_visibility(actor: Caller | None) -> Visibility:
+    """Listing accounts (``list_users``) is for administrators only."""
+    caller = require_admin(actor, "users:read")
+    return Visibility(viewer_id=caller.user.id, sees_all=True)
+
+
+def visible_user(user: Any, terms: VisibilityTerms) -> ColumnElement[bool]:
+    """The one rule of who sees an account, as SQL over ``user`` (the model, an alias or a
+    subquery's columns): an administrator sees every account, anybody else their own."""
+    sees_all, viewer_id = terms
+    return or_(sees_all, user.id == viewer_id)
+
+
+def search_pattern(search: str | None) -> str | None:
+    """The ``LIKE`` pattern (escaped with ``/``) of a listing's search term; ``None`` for no search."""
+    if search is not None and len(search) > MAX_SEARCH_LENGTH:
+        raise InvalidInput({"search": [f"At most {MAX_SEARCH_LENGTH} characters."]})
+    if not search:
+        return None
+    escaped = search.lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+def matches_search(user: Any, pattern: ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether ``user``'s email or display name holds the search term of ``pattern``
+    (``search_pattern``), case-insensitively."""
+    return or_(user.email.like(pattern, escape="/"), func.lower(user.display_name).like(pattern, escape="/"))
+
+
 async def get_users(
     session: AsyncSession, *, actor: Caller | None, user_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, User]:
-    """The users among ``user_ids`` that ``actor`` may see: themself, or anyone for an admin, in at
-    most one query. Others are left out whether they exist or not, so nothing is revealed."""
-    caller = require(actor, "users:read")
-    viewer = caller.user
-    wanted = set(user_ids)
-    visible = {viewer.id: viewer} if viewer.id in wanted else {}
-    others = wanted - visible.keys()
-    if others and acts_as_admin(caller):
-        rows = await session.scalars(select(User).where(User.id.in_(others)))
-        visible.update((row.id, row) for row in rows)
-    return visible
+    """The users among ``user_ids`` that ``actor`` may see (``visible_user``), in one query. Others
+    are left out whether they exist or not, so nothing is revealed."""
+    terms = user_visibility(actor).constants()
+    rows = await session.scalars(select(User).where(User.id.in_(set(user_ids)), visible_user(User, terms)))
+    return {row.id: row for row in rows}
 
 
 async def get_user(session: AsyncSession, *, actor: Caller | None, user_id: uuid.UUID) -> User:
@@ -110,20 +146,13 @@ async def list_users(
 ) -> Page[User]:
     """All accounts in creation order (admin only), optionally those whose email or name contains
     ``search`` (case-insensitive)."""
-    require_admin(actor, "users:read")
-    if search is not None and len(search) > MAX_SEARCH_LENGTH:
-        raise InvalidInput({"search": [f"At most {MAX_SEARCH_LENGTH} characters."]})
+    listing_visibility(actor)
+    pattern = search_pattern(search)
     query = select(User).order_by(User.id).limit(page.first + 1)
     if page.after is not None:
         query = query.where(User.id > decode_cursor(page.after))
-    if search:
-        term = search.lower()
-        query = query.where(
-            or_(
-                User.email.contains(term, autoescape=True),
-                func.lower(User.display_name).contains(term, autoescape=True),
-            )
-        )
+    if pattern is not None:
+        query = query.where(matches_search(User, literal(pattern)))
     return page_of((await session.scalars(query)).all(), page.first)
 
 
