@@ -1,9 +1,10 @@
 """Engine and session factory for SQLite (embedded default) and PostgreSQL (production)."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from functools import partial
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import URL
@@ -31,6 +32,7 @@ SQLITE_PRAGMAS = (
 )
 STATEMENT_TIMEOUT_MS = 30_000
 READ_ONLY = "switchboard_read_only"
+T = TypeVar("T")
 
 
 def normalize_url(raw: str) -> URL:
@@ -125,41 +127,49 @@ class SerialSession(AsyncSession):
                 raise SessionEnded("this session's request or event is over; it runs no more statements")
             yield
 
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+    async def _settled(self, statement: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """``statement`` run in its turn and to its end: a cancellation that arrives meanwhile (graphql-core
+        cancels the siblings of a field that failed, a client goes away) takes effect once it is over.
+
+        Cancelled in the middle, SQLAlchemy cannot know what state the connection is in, so it throws it
+        away, and a session or a test's transaction sharing it fails from then on. A statement is bounded
+        by ``statement_timeout``, so the wait is too.
+        """
         async with self._serial():
-            return await super().execute(*args, **kwargs)
+            running = asyncio.ensure_future(statement())
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if not running.done():
+                    await asyncio.wait({running})
+                raise
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._settled(partial(super().execute, *args, **kwargs))
 
     async def scalar(self, *args: Any, **kwargs: Any) -> Any:
-        async with self._serial():
-            return await super().scalar(*args, **kwargs)
+        return await self._settled(partial(super().scalar, *args, **kwargs))
 
     async def get(self, *args: Any, **kwargs: Any) -> Any:
-        async with self._serial():
-            return await super().get(*args, **kwargs)
+        return await self._settled(partial(super().get, *args, **kwargs))
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
-        async with self._serial():
-            return await super().stream(*args, **kwargs)
+        return await self._settled(partial(super().stream, *args, **kwargs))
 
     async def flush(self, *args: Any, **kwargs: Any) -> None:
-        async with self._serial():
-            await super().flush(*args, **kwargs)
+        await self._settled(partial(super().flush, *args, **kwargs))
 
     async def delete(self, instance: object) -> None:
-        async with self._serial():
-            await super().delete(instance)
+        await self._settled(partial(super().delete, instance))
 
     async def refresh(self, *args: Any, **kwargs: Any) -> None:
-        async with self._serial():
-            await super().refresh(*args, **kwargs)
+        await self._settled(partial(super().refresh, *args, **kwargs))
 
     async def commit(self) -> None:
-        async with self._serial():
-            await super().commit()
+        await self._settled(partial(super().commit))
 
     async def rollback(self) -> None:
-        async with self._serial():
-            await super().rollback()
+        await self._settled(partial(super().rollback))
 
 
 @asynccontextmanager

@@ -178,3 +178,21 @@ async def test_a_statement_queued_behind_the_last_commit_is_refused_too(live_dat
     with pytest.raises(SessionEnded):
         await late
     assert live_database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_statement_cancelled_while_it_runs_leaves_its_connection_usable(database: Database) -> None:
+    """graphql-core cancels the siblings of a field that failed, DataLoader batches in the middle of
+    their statements included. The cancellation waits for the statement's end: cut off in the
+    middle, the connection would be thrown away, and everything sharing it would fail after."""
+    slow = text(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) SELECT count(*) FROM n"
+    )
+    async with database.session() as session:
+        running = asyncio.create_task(session.execute(slow))
+        await asyncio.sleep(0.02)  # it is running now
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+    async with database.session() as later:
+        assert (await later.execute(text("SELECT 2"))).scalar_one() == 2
