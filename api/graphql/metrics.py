@@ -94,17 +94,23 @@ class OperationMetrics(SchemaExtension):
     def _record(self, elapsed: float) -> None:
         context = self.execution_context
         kind = self._type()
-        name = _names.label(context.operation_name) if kind != UNKNOWN_TYPE else OperationNames.OTHER
         code = self.error_code
         if code is None:
             result = context.result
             code = _code(result.errors[0]) if result is not None and result.errors else NO_ERROR
-        counter = _counted.get((kind, name, code))
-        if counter is None:
-            counter = _counted[kind, name, code] = GRAPHQL_OPERATIONS.labels(kind, name, code)
-        counter.inc()
-        if kind != OperationType.SUBSCRIPTION.value:
-            histogram = _timed.get((kind, name))
-            if histogram is None:
-                histogram = _timed[kind, name] = GRAPHQL_DURATION.labels(kind, name)
-            histogram.observe(elapsed)
+        record(kind, context.operation_name, code, elapsed)
+
+
+def record(kind: str, operation_name: str | None, code: str, elapsed: float) -> None:
+    """One operation counted, and timed unless it is a subscription (the compiled read path,
+    ``api.graphql.compiled``, counts its answers here too)."""
+    name = _names.label(operation_name) if kind != UNKNOWN_TYPE else OperationNames.OTHER
+    counter = _counted.get((kind, name, code))
+    if counter is None:
+        counter = _counted[kind, name, code] = GRAPHQL_OPERATIONS.labels(kind, name, code)
+    counter.inc()
+    if kind != OperationType.SUBSCRIPTION.value:
+        histogram = _timed.get((kind, name))
+        if histogram is None:
+            histogram = _timed[kind, name] = GRAPHQL_DURATION.labels(kind, name)
+        histogram.observe(elapsed)

@@ -19,7 +19,7 @@ CACHE_SIZE = 512
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _parse(query: str, max_tokens: int) -> DocumentNode:
+def parsed(query: str, max_tokens: int) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
 
@@ -29,7 +29,7 @@ def operation_type(query: object, operation_name: object, max_tokens: int) -> Op
     if not isinstance(query, str) or not (operation_name is None or isinstance(operation_name, str)):
         return None
     try:
-        operation = get_operation_ast(_parse(query, max_tokens), operation_name)
+        operation = get_operation_ast(parsed(query, max_tokens), operation_name)
     except GraphQLError:
         return None
     return None if operation is None else operation.operation
@@ -71,7 +71,7 @@ class DocumentCache(SchemaExtension):
         context.parse_options["max_tokens"] = self.max_tokens
         if context.query and context.graphql_document is None:
             with suppress(GraphQLError):
-                context.graphql_document = _parse(context.query, self.max_tokens)
+                context.graphql_document = parsed(context.query, self.max_tokens)
         yield
 
     def on_validate(self) -> Iterator[None]:

@@ -20,6 +20,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api import ide
 from api.errors import Unauthenticated
+from api.graphql import compiled
 from api.graphql.context import SocketContext, get_context, socket_credentials
 from api.graphql.errors import escaped_errors_rendered, refused_by_database, request_error_extensions
 from api.graphql.relay import Relays
@@ -67,6 +68,9 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         self.max_subscriptions_per_connection = settings.ws_max_subscriptions
         self.allowed_origins = frozenset(settings.cors_origins)
         self.relays = Relays()  # the subscriptions running for this app's sockets
+        self.compiled_schema = schema if settings.graphql_compiled_reads else None
+        self.max_tokens = settings.graphql_max_tokens
+        self.metrics_enabled = settings.metrics_enabled
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Sign the socket in with the credentials of its ``connection_init``; refused ones close it
@@ -159,6 +163,21 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         context: Context = UNSET,
         root_value: None = UNSET,
     ) -> Response | WebSocket:
+        if (
+            self.compiled_schema is not None
+            and isinstance(request, Request)
+            and isinstance(context, Context)
+            and not isinstance(context, SocketContext)
+        ):
+            planned = await compiled.answer(
+                request,
+                context,
+                self.compiled_schema,
+                max_tokens=self.max_tokens,
+                metrics_enabled=self.metrics_enabled,
+            )
+            if planned is not None:
+                return planned
         try:
             response = await super().run(request, context=context, root_value=root_value)
             if isinstance(response, Response) and isinstance(request, Request) and request.method == "POST":

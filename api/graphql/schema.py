@@ -21,11 +21,15 @@ from api.graphql.errors import ErrorRendering, log_unexpected
 from api.graphql.execution import LeafShortcutExecutor
 from api.graphql.metrics import OperationMetrics
 from api.graphql.parsing import DocumentCache, ValidationResults
+from api.graphql.planning import Plans
 from api.settings import Settings
 from schema.root import NODE_TYPES, Mutation, Query, Subscription
 
 
 class Schema(strawberry.Schema):
+    validated: ValidationResults  # what its DocumentCache found of each document
+    plans: Plans  # the compiled reads of its valid query documents
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -63,9 +67,10 @@ def build_schema(settings: Settings) -> Schema:
 
     Extensions are given as classes or factories: Strawberry makes fresh ones for every operation.
     """
+    validated = ValidationResults()
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorRendering,
-        partial(DocumentCache, max_tokens=settings.graphql_max_tokens, validated=ValidationResults()),
+        partial(DocumentCache, max_tokens=settings.graphql_max_tokens, validated=validated),
         partial(QueryDepthLimiter, max_depth=settings.graphql_max_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.graphql_max_aliases),
     ]
@@ -73,7 +78,7 @@ def build_schema(settings: Settings) -> Schema:
         extensions.append(DisableIntrospection)
     if settings.metrics_enabled:
         extensions.insert(0, OperationMetrics)  # first: it reads the errors as rendered
-    return Schema(
+    schema = Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -82,3 +87,6 @@ def build_schema(settings: Settings) -> Schema:
         execution_context_class=LeafShortcutExecutor,
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),
     )
+    schema.validated = validated
+    schema.plans = Plans(schema._schema)
+    return schema

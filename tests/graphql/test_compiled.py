@@ -1,0 +1,169 @@
+"""The compiled read path answers exactly what the executor answers, in one statement.
+
+Every document runs twice, against two apps over the same data: one with compiled reads (which
+answers from its plan on PostgreSQL, and otherwise hands over to the executor) and one without. The
+answers are compared whole, as parsed JSON with its key order: status, data and errors. The readers
+are anonymous, two users, an administrator, API keys with one scope each and a stale token.
+"""
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi import FastAPI
+
+from api.db.engine import Database
+from api.settings import Settings
+from tests.conftest import asgi_client, running_app, settings_for_tests
+from tests.graphql.compiled_world import World, build_world
+from tests.sql import statements
+
+USER = "id email displayName isActive isAdmin createdAt __typename"
+JOB = "id status total completed error createdAt startedAt finishedAt"
+RESULT = "position url outcome statusCode finalUrl contentType bytes elapsedMs error fetchedAt"
+PAGE = "pageInfo { hasNextPage hasPreviousPage startCursor endCursor __typename }"
+
+# The reads the rest of the suite makes, and the shapes the planner knows: each with its variables
+# and the readers whose answer the plan gives on PostgreSQL (the others' answers hold an error, or
+# a row missing where the executor raises, and the executor gives them).
+# Who gets a plan's answer: every reader of their own account (an API key without users:read is
+# refused), the administrator alone for the list of accounts, the signed-in readers of jobs and of their
+# owners, and those with the fetch scope for jobs alone.
+ME = {"anonymous", "admin", "alice", "bob", "alice's users:read key"}
+ADMIN = {"admin"}
+PEOPLE = {"admin", "alice", "bob"}
+JOBS = PEOPLE | {"alice's fetch key"}
+NOBODY: set[str] = set()
+DOCUMENTS: list[tuple[str, dict[str, Any], set[str]]] = [
+    ("{ me { email } }", {}, ME),
+    (f"{{ me {{ {USER} }} }}", {}, ME),
+    ("{ users(first: 50) { edges { node { id email } } } }", {}, ADMIN),
+    (
+        "{ users(first: 20) { edges { node { id fetchJobs(first: 3) { edges { node { id "
+        "results { url statusCode } } } } } } } }",
+        {},
+        ADMIN,
+    ),
+    (
+        f"query($n: Int!, $a: String) {{ users(first: $n, after: $a) {{ {PAGE} nodes {{ email }} }} }}",
+        {"n": 2},
+        ADMIN,
+    ),
+    (f'{{ users(search: "ALICE %_") {{ nodes {{ email displayName }} {PAGE} }} }}', {}, ADMIN),
+    ('{ users(search: "") { edges { cursor } } }', {}, ADMIN),
+    ("{ users(first: 101) { nodes { id } } }", {}, NOBODY),
+    ('{ users(after: "not a cursor") { nodes { id } } }', {}, NOBODY),
+    (
+        f"{{ fetchJobs {{ {PAGE} edges {{ cursor __typename node {{ {JOB} owner {{ {USER} }} "
+        f"results {{ {RESULT} }} }} }} __typename }} }}",
+        {},
+        PEOPLE,
+    ),
+    ("query($s: FetchJobStatus) { fetchJobs(status: $s) { nodes { id status } } }", {"s": "DONE"}, JOBS),
+    ("{ fetchJobs(first: 1) { pageInfo { hasNextPage endCursor } } }", {}, JOBS),
+    (
+        f"query($o: FetchOutcome) {{ fetchJobs {{ nodes {{ results(outcome: $o) {{ {RESULT} }} }} }} }}",
+        {"o": "OK"},
+        JOBS,
+    ),
+    (
+        "fragment U on User { email ...J } fragment J on User { fetchJobs { nodes { status } } } "
+        "query Named { a: me { ...U } b: me { id ... on User { isAdmin } } __typename }",
+        {},
+        PEOPLE,
+    ),
+    (
+        "query($yes: Boolean!, $no: Boolean!) { me { email @include(if: $yes) id @skip(if: $yes) "
+        "displayName @include(if: $no) createdAt @skip(if: false) } }",
+        {"yes": True, "no": False},
+        ME,
+    ),
+    ("{ me { email } users { nodes { email } } }", {}, ADMIN),
+]
+
+
+@pytest.fixture
+async def plain_app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+    """The same app and data with every document on the executor."""
+    async with running_app(settings_for_tests(graphql_compiled_reads=False), database) as app:
+        yield app
+
+
+@pytest.fixture
+async def world(database: Database, settings: Settings) -> World:
+    return await build_world(database, settings)
+
+
+def _ordered(text: str) -> Any:
+    """The JSON of ``text`` with every object as its list of pairs, so key order counts."""
+    return json.loads(text, object_pairs_hook=list)
+
+
+async def _answer(
+    client: httpx2.AsyncClient, query: str, variables: dict[str, Any], headers: dict[str, str]
+) -> Any:
+    response = await client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+    return response.status_code, _ordered(response.text)
+
+
+@dataclass
+class Compared:
+    differ: list[str] = field(default_factory=list)  # the readers whose two answers differ
+    planned: list[str] = field(default_factory=list)  # those the plan answered (one statement)
+
+
+async def compare(
+    app: FastAPI, plain_app: FastAPI, world: World, query: str, variables: dict[str, Any]
+) -> Compared:
+    """``query`` asked of both apps by every reader (twice of the compiled one: its first answer
+    validates the document, the second is the plan's)."""
+    compared = Compared()
+    engine = app.state.database.engine
+    async with asgi_client(app) as compiled, asgi_client(plain_app) as plain:
+        for reader, headers in world.readers.items():
+            await _answer(compiled, query, variables, headers)
+            with statements(engine) as sent:
+                ours = await _answer(compiled, query, variables, headers)
+            theirs = await _answer(plain, query, variables, headers)
+            if ours != theirs:
+                compared.differ.append(f"{reader}: {ours} != {theirs}")
+            if any("json_build_object" in statement for statement in sent):
+                compared.planned.append(reader)
+    return compared
+
+
+@pytest.mark.parametrize(("query", "variables", "planned"), DOCUMENTS)
+async def test_the_compiled_path_answers_as_the_executor(
+    app: FastAPI,
+    plain_app: FastAPI,
+    world: World,
+    query: str,
+    variables: dict[str, Any],
+    planned: set[str],
+) -> None:
+    compared = await compare(app, plain_app, world, query, variables)
+    assert compared.differ == []
+    if app.state.database.engine.dialect.name == "postgresql":
+        assert set(compared.planned) == planned
+    else:
+        assert compared.planned == []
+
+
+async def test_a_planned_read_is_one_statement_whatever_its_depth(
+    app: FastAPI, client: httpx2.AsyncClient, database: Database, world: World
+) -> None:
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("reads are compiled on PostgreSQL; SQLite runs the executor")
+    query, _, _ = DOCUMENTS[9]
+    headers = world.readers["alice"]
+    await client.post("/graphql", json={"query": query}, headers=headers)
+    with statements(database.engine) as sent:
+        response = await client.post("/graphql", json={"query": query}, headers=headers)
+    assert response.status_code == 200
+    assert response.json()["data"]["fetchJobs"]["edges"][0]["node"]["results"][0]["url"] == "http://a.test/"
+    reads = [s for s in sent if "json_build_object" in s]
+    assert len(reads) == 1
+    assert len(sent) == 2  # and the caller's lookup
