@@ -9,6 +9,7 @@ it always does), a row that is missing where the executor raises, a database tha
 """
 
 import json
+import logging
 from time import perf_counter
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.db.outages import unavailable
 from api.errors import DomainError
 from api.graphql import metrics
 from api.graphql.parsing import parsed
@@ -25,6 +27,7 @@ from api.services import reads
 from resolvers.context import Context
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+logger = logging.getLogger("switchboard.errors")
 _NO_ERROR = metrics.NO_ERROR
 
 
@@ -79,8 +82,12 @@ async def answer(
         text = await reads.answer(context.session, plan.selection, actor=caller, arguments=arguments)
     except (DomainError, reads.NotCompiled):
         return None
-    except (SQLAlchemyError, OSError):
-        await context.session.rollback()  # the executor runs it again, and answers as it does
+    except SQLAlchemyError as exc:
+        if unavailable(exc) is None:
+            logger.exception("compiled read failed; the executor answers it")
+        # A fresh start for the executor, which runs it again and answers as it does (a 503 when
+        # the database is away). Closed, not rolled back: the caller's row stays loaded.
+        await context.session.close()
         return None
     if text is None:
         return None

@@ -469,7 +469,8 @@ class _Compiler:
                 )
             else:
                 pairs.append((key, self.value(value, None)))
-        return select(_json_object(pairs)).select_from(page).scalar_subquery()
+        # Grouped by the empty set: one row whatever the page holds, aggregates or not.
+        return select(_json_object(pairs)).select_from(page).group_by(literal_column("()")).scalar_subquery()
 
     def paging(self, value: Value, page: FromClause, first: ColumnElement[Any]) -> ColumnElement[Any]:
         on_page = page.c.rank <= first
