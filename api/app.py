@@ -28,6 +28,7 @@ from api.ratelimit import limiter_for
 from api.rest import system
 from api.security import HASHING, prepare_dummy_hash
 from api.services.live import Feeds
+from api.services.signins import SignIns
 from api.settings import Settings, get_settings
 from api.ssrf import Guard
 
@@ -74,6 +75,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.feeds = Feeds(app.state.database, bus, settings.subscription_queue_size)
         if owned:
             await bus.start()
+        app.state.signins = SignIns()
+        await app.state.signins.follow(bus)
+        app.state.database.echo = app.state.signins.hear
         HASHING.configure(settings.password_hash_concurrency, settings.password_hash_wait)
         await prepare_dummy_hash()
         async with outbound_client(settings) as client:
@@ -94,6 +98,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             finally:
                 await app.state.relays.close()
                 await app.state.jobs.close()
+                app.state.database.echo = None
+                await app.state.signins.close()
                 if owned:
                     await bus.close()
                 await app.state.limiter.close()

@@ -17,6 +17,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -26,7 +27,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import metrics
-from api.db.hooks import after_commit, publisher_of
+from api.db.hooks import after_commit, echo_of, publisher_of
 from api.errors import DomainError
 
 logger = logging.getLogger("switchboard.bus")
@@ -320,3 +321,6 @@ async def publish(session: AsyncSession, event: Event) -> None:
     if bus is not None:
         await bus.send(session, event)
         after_commit(session, metrics.EVENTS_PUBLISHED.inc)
+    echo = echo_of(session)
+    if echo is not None:
+        after_commit(session, partial(echo, event))

@@ -16,6 +16,7 @@ from api.ratelimit import Limiter
 from api.services import auth
 from api.services.callers import Caller
 from api.services.live import Feeds
+from api.services.signins import SignIns
 from api.settings import Settings
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -42,6 +43,11 @@ async def get_fetcher(connection: HTTPConnection) -> Fetcher:
     return fetcher
 
 
+async def get_signins(connection: HTTPConnection) -> SignIns:
+    signins: SignIns = connection.app.state.signins
+    return signins
+
+
 async def get_job_runner(connection: HTTPConnection) -> JobRunner:
     jobs: JobRunner = connection.app.state.jobs
     return jobs
@@ -56,6 +62,7 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 LimiterDep = Annotated[Limiter, Depends(get_limiter)]
 ClientAddressDep = Annotated[str, Depends(get_client_address)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+SignInsDep = Annotated[SignIns, Depends(get_signins)]
 FetcherDep = Annotated[Fetcher, Depends(get_fetcher)]
 JobsDep = Annotated[JobRunner, Depends(get_job_runner)]
 
@@ -134,10 +141,10 @@ ApiKeyDep = Annotated[str | None, Depends(api_key_header)]
 
 
 async def get_optional_caller(
-    session: SessionDep, settings: SettingsDep, bearer: BearerDep, api_key: ApiKeyDep
+    session: SessionDep, settings: SettingsDep, signins: SignInsDep, bearer: BearerDep, api_key: ApiKeyDep
 ) -> Caller | None:
     """Who is calling, or ``None`` without credentials; bad credentials are a 401."""
-    return await auth.identify(session, settings=settings, bearer=bearer, api_key=api_key)
+    return await auth.identify(session, settings=settings, signins=signins, bearer=bearer, api_key=api_key)
 
 
 OptionalCaller = Annotated[Caller | None, Depends(get_optional_caller)]

@@ -63,12 +63,17 @@ async def socket(base_url: str, protocol: str) -> AsyncIterator[Socket]:
         yield Socket(connection, protocol)
 
 
+def streams(app: FastAPI) -> int:
+    """The bus subscriptions of the server's live streams: the sign-in cache's own one left out."""
+    return int(app.state.feeds.bus.subscribers) - int(app.state.signins.listening)
+
+
 def served(app: FastAPI) -> int:
     """The subscriptions the server is serving: its bus subscribers, where a relay's one counts for
-    each of its followers (``api.graphql.relay``)."""
+    each of its followers (``api.graphql.relay``), and the sign-in cache's own one not at all."""
     relays = list(app.state.relays.values())
     followers = sum(len(relay.followers) for relay in relays)
-    return int(app.state.feeds.bus.subscribers) - len(relays) + followers
+    return streams(app) - len(relays) + followers
 
 
 async def subscribed(app: FastAPI, count: int) -> None:

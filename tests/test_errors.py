@@ -116,7 +116,7 @@ async def test_a_failure_outside_any_resolver_is_masked_too(
     def explode(*args: object) -> NoReturn:
         raise RuntimeError(SECRET_DETAIL)
 
-    monkeypatch.setattr(parsing, "_parse", explode)
+    monkeypatch.setattr(parsing, "parsed", explode)
     response = await client.post(
         "/graphql", json={"query": "{ me { id } }"}, headers={"X-Request-ID": "req-ext-1"}
     )

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from api.db.hooks import Publisher, publish_with
+from api.db.hooks import Publisher, echo_to, publish_with
 from api.db.outages import Outage, report_connect_errors
 from api.db.pool import measured_pool
 from api.db.writers import take_write_turns
@@ -214,6 +214,8 @@ class Database:
         # signing in at once would otherwise queue on that lock past the busy timeout.
         self.reads = reads or sessions
         self.bus = bus
+        # What this process hears at once of the events its own sessions publish (``hooks.echo_to``).
+        self.echo: Callable[[Any], None] | None = None
         self.outage = Outage()  # told by the transports when they refuse a request for the database
 
     @classmethod
@@ -236,6 +238,8 @@ class Database:
         async with (self.reads if read_only else self.sessions)() as session:
             if self.bus is not None:
                 publish_with(session, self.bus)
+            if self.echo is not None:
+                echo_to(session, self.echo)
             try:
                 try:
                     yield session

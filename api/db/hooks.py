@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 _PENDING = "switchboard.after_commit"
 _HOOKED = "switchboard.after_commit_hooked"
 _PUBLISHER = "switchboard.publisher"
+_ECHO = "switchboard.echo"
 
 
 class Publisher(Protocol):
@@ -25,6 +26,19 @@ class Publisher(Protocol):
 def publish_with(session: AsyncSession, publisher: Publisher) -> None:
     """Let what changes data in ``session`` announce it through ``publisher``."""
     session.info[_PUBLISHER] = publisher
+
+
+def echo_to(session: AsyncSession, listener: Callable[[Any], None]) -> None:
+    """Hand each event ``session`` publishes to ``listener`` too, in this process, as soon as it
+    commits: what must hold from the very next request (a sign-in cache forgetting an account) cannot
+    wait for the bus to bring the event back, and a bus may never bring it back at all (a test's
+    transaction that is rolled back, where PostgreSQL sends no notification)."""
+    session.info[_ECHO] = listener
+
+
+def echo_of(session: AsyncSession) -> Callable[[Any], None] | None:
+    listener: Callable[[Any], None] | None = session.info.get(_ECHO)
+    return listener
 
 
 def publisher_of(session: AsyncSession) -> Publisher | None:

@@ -26,12 +26,14 @@ from api.deps import (
     JobsDep,
     LimiterDep,
     SettingsDep,
+    SignInsDep,
 )
 from api.errors import Unauthenticated
 from api.graphql.parsing import only_reads
 from api.services import auth
 from api.services.callers import Caller
 from api.services.live import Shared
+from api.services.signins import SignIns
 from api.settings import Settings
 from resolvers.context import Context
 from resolvers.loaders import Loaders
@@ -78,6 +80,7 @@ async def get_context(
     session: OperationSession,
     database: DatabaseDep,
     settings: SettingsDep,
+    signins: SignInsDep,
     bearer: BearerDep,
     api_key: ApiKeyDep,
     limiter: LimiterDep,
@@ -97,10 +100,13 @@ async def get_context(
         "feeds": feeds,
     }
     if session is None:
-        return SocketContext(database=database, handshake={"bearer": bearer, "api_key": api_key}, **common)
+        handshake = {"bearer": bearer, "api_key": api_key}
+        return SocketContext(database=database, signins=signins, handshake=handshake, **common)
     caller, refusal = None, None
     try:
-        caller = await auth.identify(session, settings=settings, bearer=bearer, api_key=api_key)
+        caller = await auth.identify(
+            session, settings=settings, signins=signins, bearer=bearer, api_key=api_key
+        )
     except Unauthenticated as exc:
         refusal = exc
     return Context(session=session, caller=caller, refusal=refusal, **common)
@@ -175,11 +181,13 @@ class SocketContext(Context):
         self,
         *,
         database: Database,
+        signins: SignIns,
         handshake: dict[str, str | None],
         **kwargs: Any,
     ) -> None:
         super().__init__(session=None, caller=None, **kwargs)
         self.database = database
+        self.signins = signins
         self.handshake = handshake  # credentials sent with the upgrade request, if any
         self.connection_params: dict[str, Any] | None = None
         self.close_socket: Callable[[int, str], Awaitable[None]] | None = None
@@ -192,6 +200,7 @@ class SocketContext(Context):
         relay, ``api.graphql.relay``, runs in one)."""
         context = SocketContext(
             database=self.database,
+            signins=self.signins,
             handshake={},
             settings=self.settings,
             limiter=self.limiter,

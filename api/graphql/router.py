@@ -83,7 +83,11 @@ class GraphQLApp(GraphQLRouter[Context, None]):
             # An API key's use may be written down (``last_used_at``); a token only reads.
             async with context.database.session(read_only=api_key is None) as session:
                 caller = await auth.identify(
-                    session, settings=context.settings, bearer=bearer, api_key=api_key
+                    session,
+                    settings=context.settings,
+                    signins=context.signins,
+                    bearer=bearer,
+                    api_key=api_key,
                 )
         except Unauthenticated as exc:
             raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None

@@ -15,10 +15,12 @@ from api.services import api_keys, sessions, users
 from api.services.callers import Caller, granted_scopes, require_password_session
 from api.services.commands import PasswordChange, UserCreate
 from api.services.sessions import Session
+from api.services.signins import SignIns
 from api.settings import Settings
 
 INVALID_REFRESH = "Invalid or expired refresh token."
 INVALID_ACCESS = "Invalid or expired access token."
+SESSION_ENDED = "The sign-in session has ended."
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,7 @@ async def change_password(session: AsyncSession, *, actor: Caller | None, data: 
     write that follows sets the new hash only if the one verified is still the account's, so a
     password changed meanwhile by another request is not overwritten with a stale check."""
     caller = require_password_session(actor)
-    user = caller.user
+    user = await users.own_row(session, caller)
     verified = user.password_hash
     async with outside_transaction(session):
         valid = await verify_password(data.current_password, verified)
@@ -115,27 +117,39 @@ async def change_password(session: AsyncSession, *, actor: Caller | None, data: 
 
 
 async def identify(
-    session: AsyncSession, *, settings: Settings, bearer: str | None, api_key: str | None
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    signins: SignIns,
+    bearer: str | None,
+    api_key: str | None,
 ) -> Caller | None:
     """The caller behind a request's credentials (an access token, else an API key); ``None``
     without any. Credentials that do not check out are ``Unauthenticated``."""
     if bearer is not None:
-        return await caller_for_token(session, settings=settings, token=bearer)
+        return await caller_for_token(session, settings=settings, signins=signins, token=bearer)
     if api_key is not None:
         return await api_keys.caller_for_api_key(session, secret=api_key)
     return None
 
 
-async def caller_for_token(session: AsyncSession, *, settings: Settings, token: str) -> Caller:
-    """Whom an access token speaks for. A token that does not check out, or whose account is gone
-    or deactivated, is ``Unauthenticated``: bad credentials are refused, never taken as none."""
+async def caller_for_token(
+    session: AsyncSession, *, settings: Settings, signins: SignIns, token: str
+) -> Caller:
+    """Whom an access token speaks for. A token that does not check out, whose account is gone or
+    deactivated, or whose sign-in session has ended (logout, password change) is ``Unauthenticated``:
+    bad credentials are refused, never taken as none. What the account and the session are now comes
+    from the process's sign-in cache (``signins``), which reads the database only when it does not
+    know; the account is a row shared with other requests, never to be changed."""
     try:
         claims = decode_access_token(settings, token)
     except InvalidToken:
         raise Unauthenticated(INVALID_ACCESS) from None
-    user = await users.get_active(session, user_id=claims.user_id)
+    user = await signins.account(session, claims.user_id)
     if user is None:
         raise Unauthenticated(INVALID_ACCESS)
+    if claims.session_id is not None and not await signins.session_live(session, user.id, claims.session_id):
+        raise Unauthenticated(SESSION_ENDED)
     return Caller(user=user, session_id=claims.session_id, expires_at=claims.expires_at)
 
 
@@ -167,7 +181,7 @@ async def recheck_many(session: AsyncSession, *, callers: Sequence[Caller]) -> l
         if (caller.expires_at is not None and caller.expires_at <= now) or user is None:
             return Unauthenticated(INVALID_ACCESS)
         if caller.session_id is not None and caller.session_id not in live:
-            return Unauthenticated("The sign-in session has ended.")
+            return Unauthenticated(SESSION_ENDED)
         if caller.api_key_id is not None and caller.api_key_id not in kept:
             return Unauthenticated("Invalid API key.")
         return replace(caller, user=user)

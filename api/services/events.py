@@ -5,7 +5,7 @@ deleted user, whose row is gone: its event carries what a client was shown of it
 """
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -18,6 +18,7 @@ from api.db.hooks import after_commit
 from api.db.models import JobStatus, User
 
 USERS_TOPIC = "users"
+ACCOUNTS_TOPIC = "accounts"  # what sign-in caches must forget (api.services.signins)
 _TRANSITIONS = {status: metrics.JOB_TRANSITIONS.labels(status.value) for status in JobStatus}
 
 
@@ -66,6 +67,18 @@ async def user_changed(session: AsyncSession, *, kind: UserEventKind, user: User
             "created_at": user.created_at.isoformat(),
         }
     await publish(session, Event((USERS_TOPIC,), data))
+
+
+async def sign_ins_changed(
+    session: AsyncSession, *, user_id: uuid.UUID | None = None, family_ids: Collection[uuid.UUID] = ()
+) -> None:
+    """Sign-in sessions ended: every one of ``user_id`` (and what is known of the account), or those
+    of ``family_ids``. Each process's sign-in cache forgets them when this commits."""
+    data: dict[str, Any] = {
+        "user": str(user_id) if user_id else None,
+        "families": [str(f) for f in family_ids],
+    }
+    await publish(session, Event((ACCOUNTS_TOPIC,), data))
 
 
 def deleted_user(data: Mapping[str, Any]) -> User:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db.models import RefreshToken, User
 from api.db.types import utcnow, uuid7
 from api.security import AccessToken, create_access_token, secret_digest
+from api.services import events
 from api.settings import Settings
 
 
@@ -60,6 +61,7 @@ async def revoke_family(session: AsyncSession, *, family_id: uuid.UUID) -> None:
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    await events.sign_ins_changed(session, family_ids=[family_id])
 
 
 async def revoke_all(session: AsyncSession, *, user_id: uuid.UUID, keep: uuid.UUID | None = None) -> None:
@@ -68,6 +70,7 @@ async def revoke_all(session: AsyncSession, *, user_id: uuid.UUID, keep: uuid.UU
     if keep is not None:
         query = query.where(RefreshToken.family_id != keep)
     await session.execute(query.values(revoked_at=utcnow()))
+    await events.sign_ins_changed(session, user_id=user_id)
 
 
 async def live_among(session: AsyncSession, *, family_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:

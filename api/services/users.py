@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.engine import outside_transaction
 from api.db.models import User
-from api.errors import Conflict, Forbidden, InvalidCredentials, InvalidInput, NotFound
+from api.errors import Conflict, Forbidden, InvalidCredentials, InvalidInput, NotFound, Unauthenticated
 from api.security import hash_password, verify_password
 from api.services import events, sessions
 from api.services.callers import (
@@ -156,9 +156,18 @@ async def list_users(
     return page_of((await session.scalars(query)).all(), page.first)
 
 
+async def own_row(session: AsyncSession, caller: Caller) -> User:
+    """The caller's account row in ``session``, to change: ``caller.user`` is what the sign-in
+    cache shares among requests (``api.services.signins``), never written through."""
+    user = await session.get(User, caller.user.id)
+    if user is None:
+        raise Unauthenticated()
+    return user
+
+
 async def update_me(session: AsyncSession, *, actor: Caller | None, data: UserSelfUpdate) -> User:
     """Change one's own email or display name. Raises ``Conflict`` when the new email is taken."""
-    return await _apply(session, require(actor, "users:write").user, data.changes())
+    return await _apply(session, await own_row(session, require(actor, "users:write")), data.changes())
 
 
 async def update_user(
@@ -190,7 +199,7 @@ async def delete_user(session: AsyncSession, *, actor: Caller | None, user_id: u
             require_admin(caller)
         except Forbidden:
             raise Forbidden("You may only delete your own account.") from None
-    user = viewer if user_id == viewer.id else await session.get(User, user_id)
+    user = await session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
     await _keep_an_admin(session, user)

@@ -45,6 +45,9 @@ async def test_statements_do_not_grow_with_the_page(
             )
             await jobs.wait(uuid.UUID(response.json()["id"]))
 
+    await graphql(
+        live_client, QUERY, {"n": 2}, headers=bearer(live_settings, admin)
+    )  # caller and document known
     counts, answers = [], []
     for n in (2, 20):
         with statements(engine) as seen:
@@ -53,8 +56,9 @@ async def test_statements_do_not_grow_with_the_page(
         counts.append(len(seen))
         answers.append(body["data"]["users"]["nodes"])
 
-    # The caller, the users, their jobs, the jobs' owners, the results: one statement each.
-    assert counts == [5, 5]
+    # The users, their jobs, the jobs' owners, the results: one statement each; on PostgreSQL the
+    # document is compiled into one (api.graphql.compiled).
+    assert counts == ([1, 1] if engine.dialect.name == "postgresql" else [4, 4])
     assert len(answers[1]) == 20
     some = answers[1][1]
     assert len(some["fetchJobs"]["nodes"]) == 2

@@ -18,7 +18,7 @@ from api.services.events import UserEventKind
 from api.settings import Settings
 from tests.conftest import Serve
 from tests.factories import make_user
-from tests.sockets import PROTOCOLS, Socket, socket, subscribed
+from tests.sockets import PROTOCOLS, Socket, socket, streams, subscribed
 from tests.waiting import until_true
 
 USER_EVENTS = "subscription { userEvents { kind user { email } } }"
@@ -56,7 +56,7 @@ async def test_sockets_asking_the_same_thing_share_one_stream_and_a_late_one_cat
 ) -> None:
     admin = await make_user(live_database, admin=True)
     async with serve() as (url, app), AsyncExitStack() as stack:
-        bus, relays = app.state.feeds.bus, app.state.relays
+        relays = app.state.relays
         early = []
         for _ in range(5):
             ws = await stack.enter_async_context(socket(url, PROTOCOLS[0]))
@@ -66,7 +66,7 @@ async def test_sockets_asking_the_same_thing_share_one_stream_and_a_late_one_cat
             await ws.subscribe("1", USER_EVENTS)
             early.append(ws)
         await subscribed(app, 5)
-        assert bus.subscribers == 1  # one stream for the five
+        assert streams(app) == 1  # one stream for the five
         [relay] = relays.values()
         before = delivered()
         await announce(live_database, "first@example.com")
@@ -77,20 +77,18 @@ async def test_sockets_asking_the_same_thing_share_one_stream_and_a_late_one_cat
         late = await stack.enter_async_context(socket(url, PROTOCOLS[0]))  # after the relay's first response
         await late.init((await signed_in(live_database, app.state.settings, admin))[0])
         await late.subscribe("1", USER_EVENTS)
-        await until_true(lambda: bus.subscribers == 2, within=5, what="the late socket's own stream")
+        await until_true(lambda: streams(app) == 2, within=5, what="the late socket's own stream")
         for n in range(3):
             await announce(live_database, f"next-{n}@example.com")
         sent = [f"next-{n}@example.com" for n in range(3)]
         assert await emails(late, 3) == sent  # its own stream, then the relay's: no gap, no repeat
         for ws in early:
             assert await emails(ws, 3) == sent
-        await until_true(
-            lambda: bus.subscribers == 1 and len(relay.followers) == 6, within=5, what="caught up"
-        )
+        await until_true(lambda: streams(app) == 1 and len(relay.followers) == 6, within=5, what="caught up")
 
         for ws in [*early, late]:
             await ws.send({"type": "complete", "id": "1"})
-        await until_true(lambda: not relays and bus.subscribers == 0, within=5, what="the relay to stop")
+        await until_true(lambda: not relays and streams(app) == 0, within=5, what="the relay to stop")
 
 
 async def test_the_app_stops_its_relays_before_it_lets_go_of_the_database(
