@@ -12,6 +12,7 @@ from api import ide, rest
 from api.bus import Bus, bus_for
 from api.db.engine import Database, normalize_url
 from api.fetcher import Fetcher, fetch_limits, outbound_client
+from api.graphql.compiled import CompiledReads
 from api.graphql.router import GraphQLApp
 from api.graphql.schema import build_schema
 from api.jobs import JobRunner
@@ -128,6 +129,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(graphql, prefix="/graphql")
     install_error_handlers(app)
 
+    if graphql.compiled_schema is not None:  # innermost: every other layer still applies
+        app.add_middleware(CompiledReads, schema=graphql.compiled_schema, path="/graphql")
     app.add_middleware(MethodsMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,

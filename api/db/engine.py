@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql import Executable
 
 from api.db.hooks import Publisher, echo_to, publish_with
 from api.db.outages import Outage, report_connect_errors
@@ -254,6 +255,19 @@ class Database:
                     self.outage.recovered()
             finally:
                 cast(SerialSession, session).end()
+
+    async def read_value(self, statement: Executable, parameters: dict[str, Any]) -> Any:
+        """The one value of a statement that only reads, with no transaction around it: one round trip
+        (a session's would add its BEGIN and COMMIT). Sessions bound to one connection (a test's, in
+        its transaction) read on that connection."""
+        bind = self.reads.kw.get("bind")
+        if isinstance(bind, AsyncConnection):
+            return (await bind.execute(statement, parameters)).scalar_one()
+        async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            value = (await connection.execute(statement, parameters)).scalar_one()
+        self.outage.recovered()
+        return value
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query."""

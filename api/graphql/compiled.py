@@ -1,103 +1,239 @@
 """Answering a GraphQL request from its plan: one statement, the database's JSON as the body.
 
-A request whose document has a plan (``api.graphql.planning``) is answered here, before Strawberry
-parses anything: its variables are coerced, the reads service runs the one statement, and the text
-it returns becomes the body without being parsed in Python. Everything else goes on to Strawberry:
-a document not seen yet (so validated there first), one that did not validate, variables that do
-not fit, a refusal or a bad argument (the service raises, and the executor answers with the error as
-it always does), a row that is missing where the executor raises, a database that fails.
+A request whose document has a plan (``api.graphql.planning``) is answered here: its variables are
+coerced, the reads service runs the one statement, and the text it returns becomes the body without
+being parsed in Python. Everything else goes on to Strawberry: a document not seen yet (validated
+there first), one that did not validate, variables that do not fit, a refusal or a bad argument
+(the service raises, and the executor answers with the error as it always does), a row missing
+where the executor raises, a database that fails.
+
+Two ways in. ``CompiledReads`` is pure ASGI, the innermost layer of the app: for a caller the
+sign-in cache knows (or none), it answers from the socket to the statement and back, with no
+dependency resolution, no request object and no session; the middleware around it (request id,
+body cap, CORS, security headers, metrics) still applies. ``answer`` is the same from inside the
+GraphQL router, with the context Strawberry built: for API keys, and callers not known yet.
 """
 
 import json
 import logging
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
+from urllib.parse import parse_qs
 
 from graphql import GraphQLError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.db.outages import unavailable
 from api.errors import DomainError
 from api.graphql import metrics
 from api.graphql.parsing import parsed
+from api.graphql.planning import Plan
 from api.graphql.schema import Schema
-from api.services import reads
+from api.services import auth, reads
+from api.services.callers import Caller
 from resolvers.context import Context
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 logger = logging.getLogger("switchboard.errors")
-_NO_ERROR = metrics.NO_ERROR
 
 
-def _request_data(request: Request, body: bytes | None) -> dict[str, Any] | None:
-    """The query, operation name and variables of a GET or JSON POST request, as sent."""
-    if request.method == "GET":
-        params = request.query_params
-        data: dict[str, Any] = {"query": params.get("query"), "operationName": params.get("operationName")}
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a request asks: its document, operation name and variables, as sent."""
+
+    query: str
+    operation_name: str | None
+    variables: object
+
+
+def asked(method: str, query_string: str, content_type: str, body: bytes | None) -> Asked | None:
+    """The question of a GET, or of a JSON POST; ``None`` for anything Strawberry should look at."""
+    if method == "GET":
+        params = {name: values[-1] for name, values in parse_qs(query_string).items()}
+        data: Any = {"query": params.get("query"), "operationName": params.get("operationName")}
         if "variables" in params:
             try:
                 data["variables"] = json.loads(params["variables"])
             except (ValueError, RecursionError):
                 return None
-        return data
-    if body is None:
+    elif content_type.split(";")[0].strip() == "application/json" and body is not None:
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(data, dict):
+            return None
+    else:
+        return None
+    query, name = data.get("query"), data.get("operationName")
+    if not isinstance(query, str) or not (name is None or isinstance(name, str)):
+        return None
+    return Asked(query, name, data.get("variables"))
+
+
+def plan_of(schema: Schema, question: Asked, max_tokens: int) -> tuple[Plan, list[dict[str, Any]]] | None:
+    """The plan of a question and its reads' arguments, for a document Strawberry validated without
+    an error (it validates, and remembers, the first time a document comes)."""
+    if schema.validated.get(question.query) != []:
         return None
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
+        document = parsed(question.query, max_tokens)
+    except GraphQLError:
         return None
-    return data if isinstance(data, dict) else None
+    return schema.plans.find(document, question.query, question.operation_name, question.variables)
+
+
+def body_of(text: str) -> bytes:
+    return b'{"data":' + text.encode() + b"}"
+
+
+def media_type(accept: str) -> str:
+    return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
+
+
+def failed(exc: SQLAlchemyError) -> None:
+    """A compiled statement that failed: database trouble is the executor's to report (it runs the
+    request again), anything else is a bug of the compiler, logged."""
+    if unavailable(exc) is None:
+        logger.exception("compiled read failed; the executor answers it")
 
 
 async def answer(
     request: Request, context: Context, schema: Schema, *, max_tokens: int, metrics_enabled: bool
 ) -> Response | None:
-    """The response to ``request`` from its plan, or ``None`` for Strawberry to answer."""
+    """The response to ``request`` from its plan, in the router's context, or ``None`` for
+    Strawberry to answer."""
     started = perf_counter()
-    body = None
-    if request.method == "POST":
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return None
-        body = await request.body()
-    data = _request_data(request, body)
-    if data is None:
-        return None
-    query, operation_name = data.get("query"), data.get("operationName")
-    if not isinstance(query, str) or not (operation_name is None or isinstance(operation_name, str)):
-        return None
-    if schema.validated.get(query) != []:
-        return None  # not validated yet (Strawberry does it, and remembers), or not valid
-    try:
-        document = parsed(query, max_tokens)
-    except GraphQLError:
-        return None
-    found = schema.plans.find(document, query, operation_name, data.get("variables"))
-    if found is None:
+    body = await request.body() if request.method == "POST" else None
+    question = asked(request.method, request.url.query, request.headers.get("content-type", ""), body)
+    found = None if question is None else plan_of(schema, question, max_tokens)
+    if question is None or found is None:
         return None
     plan, arguments = found
     try:
-        caller = context.caller
-        text = await reads.answer(context.session, plan.selection, actor=caller, arguments=arguments)
+        text = await reads.answer(context.session, plan.selection, actor=context.caller, arguments=arguments)
     except (DomainError, reads.NotCompiled):
         return None
     except SQLAlchemyError as exc:
-        if unavailable(exc) is None:
-            logger.exception("compiled read failed; the executor answers it")
-        # A fresh start for the executor, which runs it again and answers as it does (a 503 when
-        # the database is away). Closed, not rolled back: the caller's row stays loaded.
+        failed(exc)
+        # A fresh start for the executor. Closed, not rolled back: the caller's row stays loaded.
         await context.session.close()
         return None
     if text is None:
         return None
-    accepted = GRAPHQL_RESPONSE in request.headers.get("accept", "")
-    response = Response(
-        b'{"data":' + text.encode() + b"}",
-        media_type=GRAPHQL_RESPONSE if accepted else "application/json",
-    )
+    response = Response(body_of(text), media_type=media_type(request.headers.get("accept", "")))
     if request.method == "POST":
         response.headers["Cache-Control"] = "no-store"
     if metrics_enabled:
-        metrics.record("query", operation_name, _NO_ERROR, perf_counter() - started)
+        metrics.record("query", question.operation_name, metrics.NO_ERROR, perf_counter() - started)
     return response
+
+
+class CompiledReads:
+    """The lean path: planned reads answered in pure ASGI (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, *, schema: Schema, path: str) -> None:
+        self.app = app
+        self.schema = schema
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope.get("method")
+        if scope["type"] != "http" or scope["path"] != self.path or method not in ("GET", "POST"):
+            await self.app(scope, receive, send)
+            return
+        started = perf_counter()
+        bearer = content_type = accept = ""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                bearer = value.decode("latin-1")
+            elif name == b"x-api-key":
+                await self.app(scope, receive, send)  # the key's use is written down: the usual path
+                return
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"accept":
+                accept = value.decode("latin-1")
+        body, receive = await _read_body(receive) if method == "POST" else (None, receive)
+        response = await self._answer(scope, method, bearer, content_type, body)
+        if response is None:
+            await self.app(scope, receive, send)
+            return
+        text, operation_name = response
+        headers = [
+            (b"content-type", media_type(accept).encode()),
+            (b"content-length", str(len(text)).encode()),
+        ]
+        if method == "POST":
+            headers.append((b"cache-control", b"no-store"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": text})
+        state = scope["app"].state
+        if state.settings.metrics_enabled:
+            metrics.record("query", operation_name, metrics.NO_ERROR, perf_counter() - started)
+
+    async def _answer(
+        self, scope: Scope, method: str, bearer: str, content_type: str, body: bytes | None
+    ) -> tuple[bytes, str | None] | None:
+        state = scope["app"].state
+        settings = state.settings
+        query_string = scope["query_string"].decode("latin-1")
+        question = asked(method, query_string, content_type, body)
+        found = None if question is None else plan_of(self.schema, question, settings.graphql_max_tokens)
+        if question is None or found is None:
+            return None
+        caller: Caller | None = None
+        if bearer:
+            scheme, _, token = bearer.partition(" ")
+            if scheme.lower() != "bearer":
+                return None
+            caller = auth.known_caller(settings=settings, signins=state.signins, token=token.strip())
+            if caller is None:
+                return None
+        plan, arguments = found
+        database = state.database
+        try:
+            statement, parameters = reads.prepared(
+                plan.selection, dialect=database.engine.dialect.name, actor=caller, arguments=arguments
+            )
+            text = reads.answered(await database.read_value(statement, parameters))
+        except (DomainError, reads.NotCompiled):
+            return None
+        except SQLAlchemyError as exc:
+            failed(exc)
+            return None
+        return None if text is None else (body_of(text), question.operation_name)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
+    """The whole body, and a ``receive`` that hands it on again to whoever answers instead. A body
+    that did not all come (the client left, it passed the cap, it trickled past the time allowed)
+    is ``None``, and the ``receive`` handed on tells the same to the app, which answers it."""
+    chunks = []
+    try:
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None, _replaying([message], receive)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+    except Exception as refusal:  # noqa: BLE001 (not swallowed: raised again to the app that answers)
+        return None, _replaying([], receive, refusal)
+    body = b"".join(chunks)
+    return body, _replaying([{"type": "http.request", "body": body, "more_body": False}], receive)
+
+
+def _replaying(messages: list[Message], receive: Receive, refusal: Exception | None = None) -> Receive:
+    async def replay() -> Message:
+        nonlocal refusal
+        if refusal is not None:
+            raised, refusal = refusal, None
+            raise raised
+        return messages.pop(0) if messages else await receive()
+
+    return replay

@@ -153,6 +153,22 @@ async def caller_for_token(
     return Caller(user=user, session_id=claims.session_id, expires_at=claims.expires_at)
 
 
+def known_caller(*, settings: Settings, signins: SignIns, token: str) -> Caller | None:
+    """``caller_for_token`` with no database at hand: the caller when the sign-in cache knows the
+    account to be active and its session to go on, else ``None`` (the cache does not know, or the
+    token is refused: ``caller_for_token`` finds out, and says why)."""
+    try:
+        claims = decode_access_token(settings, token)
+    except InvalidToken:
+        return None
+    user = signins.known_account(claims.user_id)
+    if not isinstance(user, User):
+        return None
+    if claims.session_id is not None and signins.known_session(claims.session_id) is not True:
+        return None
+    return Caller(user=user, session_id=claims.session_id, expires_at=claims.expires_at)
+
+
 async def recheck(session: AsyncSession, *, caller: Caller) -> Caller:
     """``caller`` as of now, for a stream that outlives the request that signed it in (a socket).
 

@@ -208,6 +208,22 @@ class Selection:
         return self._statement
 
 
+def prepared(
+    selection: Selection, *, dialect: str, actor: Caller | None, arguments: Sequence[Mapping[str, Any]]
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement of ``selection`` and its parameters for this request. Raises what the services
+    raise for a refusal or a bad argument, and ``NotCompiled`` for what only the usual path answers."""
+    if dialect != DIALECT:
+        raise NotCompiled("compiled reads are PostgreSQL's")
+    return selection.statement, _bound(selection, actor, arguments)
+
+
+def answered(text: str) -> str | None:
+    """The answer's JSON text, or ``None`` when a row the services would refuse as missing is (the
+    transport's usual path then says so)."""
+    return None if MISSING in text else text
+
+
 async def answer(
     session: AsyncSession,
     selection: Selection,
@@ -215,14 +231,10 @@ async def answer(
     actor: Caller | None,
     arguments: Sequence[Mapping[str, Any]],
 ) -> str | None:
-    """The answer's JSON text, or ``None`` when a row the services would refuse as missing is (the
-    transport's usual path then says so). Raises what the services raise for a refusal or a bad
-    argument, and ``NotCompiled`` for what only the usual path answers."""
-    if session.get_bind().dialect.name != DIALECT:
-        raise NotCompiled("compiled reads are PostgreSQL's")
-    parameters = _bound(selection, actor, arguments)
-    text: str = await session.scalar(selection.statement, parameters)
-    return None if MISSING in text else text
+    """``selection`` answered in ``session`` (``prepared``, then ``answered``)."""
+    dialect = session.get_bind().dialect.name
+    statement, parameters = prepared(selection, dialect=dialect, actor=actor, arguments=arguments)
+    return answered(await session.scalar(statement, parameters))
 
 
 def _reads_in(members: Members) -> list[Read]:

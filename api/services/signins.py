@@ -53,10 +53,19 @@ class SignIns:
         self._listener: asyncio.Task[None] | None = None
         self.listening = False  # subscribed to the bus (a subscriber of the process's own, not a client's)
 
+    def known_account(self, user_id: uuid.UUID) -> object:
+        """What the cache knows of account ``user_id``: the row, ``None`` (gone or inactive), or
+        ``UNKNOWN`` when only the database can say."""
+        return self._recall(self._accounts, user_id)
+
+    def known_session(self, family_id: uuid.UUID) -> object:
+        """Whether sign-in session ``family_id`` goes on, or ``UNKNOWN``."""
+        return self._recall(self._sessions, family_id)
+
     async def account(self, session: AsyncSession, user_id: uuid.UUID) -> User | None:
         """The active account ``user_id``, or ``None`` when it is gone or deactivated."""
         found = self._recall(self._accounts, user_id)
-        if found is not _UNKNOWN:
+        if found is not UNKNOWN:
             return cast(User | None, found)
         epoch = self.epoch
         user = await users.get_active(session, user_id=user_id)
@@ -69,7 +78,7 @@ class SignIns:
     async def session_live(self, session: AsyncSession, user_id: uuid.UUID, family_id: uuid.UUID) -> bool:
         """Whether the sign-in session ``family_id`` of ``user_id`` goes on."""
         found = self._recall(self._sessions, family_id)
-        if found is not _UNKNOWN:
+        if found is not UNKNOWN:
             return bool(found)
         epoch = self.epoch
         live = family_id in await sessions.live_among(session, family_ids=[family_id])
@@ -109,10 +118,10 @@ class SignIns:
     def _recall(self, entries: "OrderedDict[uuid.UUID, _Entry]", key: uuid.UUID) -> object:
         entry = entries.get(key)
         if entry is None:
-            return _UNKNOWN
+            return UNKNOWN
         if entry.until < time.monotonic():
             del entries[key]
-            return _UNKNOWN
+            return UNKNOWN
         return entry.value
 
     def _keep(self, entries: "OrderedDict[uuid.UUID, _Entry]", key: uuid.UUID, value: object) -> None:
@@ -146,4 +155,4 @@ class SignIns:
             self._listener = None
 
 
-_UNKNOWN = object()
+UNKNOWN = object()

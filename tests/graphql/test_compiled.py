@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.db.engine import Database
+from api.graphql import compiled
 from api.settings import Settings
 from tests.conftest import asgi_client, running_app, settings_for_tests
 from tests.graphql.compiled_world import World, build_world
@@ -192,3 +193,33 @@ async def test_generated_documents_answer_as_the_executor(
     query, variables = data.draw(documents(world), label="document")
     compared = await compare(app, plain_app, world, query, variables)
     assert compared.differ == []
+
+
+async def test_a_known_caller_is_answered_before_the_router_with_every_layer_around_it(
+    client: httpx2.AsyncClient, database: Database, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean path (``CompiledReads``): the document validated once and the caller in the sign-in
+    cache, the request never reaches FastAPI's routing; the request id, the security headers and the
+    status codes are what every other answer has."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("reads are compiled on PostgreSQL; SQLite runs the executor")
+    query, _, _ = DOCUMENTS[2]
+    headers = world.readers["admin"]
+    first = await client.post("/graphql", json={"query": query}, headers=headers)
+
+    async def routed(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("the router was reached")
+
+    monkeypatch.setattr(compiled, "answer", routed)
+    with statements(database.engine) as sent:
+        lean = await client.post("/graphql", json={"query": query}, headers=headers)
+        got = await client.get("/graphql", params={"query": query}, headers=headers)
+    assert lean.json() == got.json() == first.json()
+    assert len(sent) == 2  # one statement each
+    for response in (lean, got):
+        assert response.headers["x-request-id"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert lean.headers["cache-control"] == "no-store"
+    accepted = {"Accept": "application/graphql-response+json", **headers}
+    typed = await client.post("/graphql", json={"query": query}, headers=accepted)
+    assert typed.headers["content-type"] == "application/graphql-response+json"
