@@ -190,7 +190,9 @@ def fetch_settings(**overrides: Any) -> Settings:
 async def live_database(engine: AsyncEngine, bus: Bus) -> AsyncIterator[Database]:
     """A database whose transactions really commit, for tests where a background job writes beside
     the requests (one rolled-back connection cannot be shared by both). Emptied afterwards."""
-    yield Database.of(engine, bus=bus)
+    database = Database.of(engine, bus=bus)
+    yield database
+    await database.release()
     async with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             await connection.execute(table.delete())

@@ -6,9 +6,10 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar, cast
 
+import asyncpg
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -32,6 +33,7 @@ SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
 )
 STATEMENT_TIMEOUT_MS = 30_000
+SERVER_SETTINGS = {"statement_timeout": str(STATEMENT_TIMEOUT_MS), "timezone": "UTC"}
 READ_ONLY = "switchboard_read_only"
 T = TypeVar("T")
 
@@ -52,9 +54,7 @@ def create_engine(raw_url: str, *, pool_size: int = 10, max_overflow: int = 10) 
         engine = create_async_engine(url, **measured_pool(url))
         _configure_sqlite(engine)
         return engine
-    connect_args: dict[str, Any] = {
-        "server_settings": {"statement_timeout": str(STATEMENT_TIMEOUT_MS), "timezone": "UTC"}
-    }
+    connect_args: dict[str, Any] = {"server_settings": SERVER_SETTINGS}
     engine = create_async_engine(
         url,
         pool_size=pool_size,
@@ -93,6 +93,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+async def _kept_as_is(_connection: "asyncpg.Connection[Any]") -> None:
+    """``read_value``'s connections go back to their pool as they are: a single read statement in
+    autocommit leaves nothing to undo, and asyncpg's own reset is a round trip per request."""
 
 
 class SessionEnded(RuntimeError):
@@ -217,13 +222,20 @@ class Database:
         self.bus = bus
         # What this process hears at once of the events its own sessions publish (``hooks.echo_to``).
         self.echo: Callable[[Any], None] | None = None
+        self.direct_pool_size = 10
+        self._direct: asyncpg.Pool[Any] | None = None  # read_value's, opened on first use
+        self._opening = asyncio.Lock()
+        self.direct_reads = 0  # statements ``read_value`` sent to asyncpg itself
+        self._compiled: dict[int, tuple[Executable, str, tuple[str, ...]]] = {}
         self.outage = Outage()  # told by the transports when they refuse a request for the database
 
     @classmethod
     def from_url(
         cls, raw_url: str, *, bus: Publisher | None = None, pool_size: int = 10, max_overflow: int = 10
     ) -> "Database":
-        return cls.of(create_engine(raw_url, pool_size=pool_size, max_overflow=max_overflow), bus=bus)
+        database = cls.of(create_engine(raw_url, pool_size=pool_size, max_overflow=max_overflow), bus=bus)
+        database.direct_pool_size = pool_size
+        return database
 
     @classmethod
     def of(cls, engine: AsyncEngine, *, bus: Publisher | None = None) -> "Database":
@@ -259,15 +271,56 @@ class Database:
     async def read_value(self, statement: Executable, parameters: dict[str, Any]) -> Any:
         """The one value of a statement that only reads, with no transaction around it: one round trip
         (a session's would add its BEGIN and COMMIT). Sessions bound to one connection (a test's, in
-        its transaction) read on that connection."""
+        its transaction) read on that connection.
+
+        On PostgreSQL it goes straight to asyncpg, on a small pool of its own (``direct_pool_size``
+        connections, the engine's settings): the statement compiled once, prepared once per
+        connection by asyncpg's cache. Checking a connection out of SQLAlchemy's pool and through
+        its layers costs more than the rest of a compiled read. A driver error is a ``DBAPIError``,
+        as SQLAlchemy's would be, so database trouble reads the same to the callers."""
         bind = self.reads.kw.get("bind")
-        if isinstance(bind, AsyncConnection):
-            return (await bind.execute(statement, parameters)).scalar_one()
-        async with self.engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            value = (await connection.execute(statement, parameters)).scalar_one()
+        if isinstance(bind, AsyncConnection) or self.engine.dialect.name != "postgresql":
+            runner = bind if isinstance(bind, AsyncConnection) else None
+            if runner is not None:
+                return (await runner.execute(statement, parameters)).scalar_one()
+            async with self.engine.connect() as connection:
+                return (await connection.execute(statement, parameters)).scalar_one()
+        sql, names = self._driver_sql(statement)
+        try:
+            pool = self._direct or await self._open_direct()
+            async with pool.acquire() as connection:
+                value = await connection.fetchval(sql, *(parameters[name] for name in names))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise DBAPIError(
+                sql, None, exc, connection_invalidated=not isinstance(exc, asyncpg.PostgresError)
+            ) from exc
+        self.direct_reads += 1
         self.outage.recovered()
         return value
+
+    def _driver_sql(self, statement: Executable) -> tuple[str, tuple[str, ...]]:
+        known = self._compiled.get(id(statement))
+        if known is None or known[0] is not statement:
+            compiled = statement.compile(dialect=self.engine.dialect)  # type: ignore[attr-defined]
+            known = self._compiled[id(statement)] = (
+                statement,
+                compiled.string,
+                tuple(compiled.positiontup or ()),
+            )
+        return known[1], known[2]
+
+    async def _open_direct(self) -> "asyncpg.Pool[Any]":
+        async with self._opening:
+            if self._direct is None:
+                url = self.engine.url.set(drivername="postgresql")
+                self._direct = await asyncpg.create_pool(
+                    url.render_as_string(hide_password=False),
+                    min_size=1,
+                    max_size=self.direct_pool_size,
+                    server_settings=SERVER_SETTINGS,
+                    reset=_kept_as_is,
+                )
+        return self._direct
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query."""
@@ -280,5 +333,13 @@ class Database:
         self.outage.recovered()
         return True
 
+    async def release(self) -> None:
+        """Close what this object opened beside its engine (``read_value``'s pool), for an owner that
+        keeps the engine (a test's)."""
+        if self._direct is not None:
+            await self._direct.close()
+            self._direct = None
+
     async def dispose(self) -> None:
+        await self.release()
         await self.engine.dispose()

@@ -223,3 +223,19 @@ async def test_a_known_caller_is_answered_before_the_router_with_every_layer_aro
     accepted = {"Accept": "application/graphql-response+json", **headers}
     typed = await client.post("/graphql", json={"query": query}, headers=accepted)
     assert typed.headers["content-type"] == "application/graphql-response+json"
+
+
+async def test_on_a_live_database_the_lean_path_reads_on_a_pool_of_its_own(
+    live_client: httpx2.AsyncClient, live_database: Database, live_settings: Settings
+) -> None:
+    """Outside a test's transaction, a compiled read goes straight to asyncpg (``Database.read_value``)
+    and answers what the executor answered."""
+    if live_database.engine.dialect.name != "postgresql":
+        pytest.skip("reads are compiled on PostgreSQL; SQLite runs the executor")
+    world = await build_world(live_database, live_settings)
+    query, _, _ = DOCUMENTS[3]
+    headers = world.readers["admin"]
+    first = await live_client.post("/graphql", json={"query": query}, headers=headers)  # the executor
+    again = [await live_client.post("/graphql", json={"query": query}, headers=headers) for _ in range(3)]
+    assert live_database.direct_reads == 3  # one statement a request
+    assert all(_ordered(response.text) == _ordered(first.text) for response in again)
