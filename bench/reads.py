@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2
-from sqlalchemy import insert, make_url, select, text
+from sqlalchemy import event, insert, make_url, select, text
 
+from api.app import create_app
 from api.db.engine import create_engine
 from api.db.models import FetchJob, FetchResult, JobStatus, Outcome, User
 from api.db.types import uuid7
@@ -66,6 +67,7 @@ def _rest_count(data: dict[str, Any]) -> tuple[int, int]:
     return len(data["items"]), 0
 
 
+TIMES_COUNTED = 10
 EXPECTED = {"users50": (50, 0), "nested20": (20, 20 * JOBS_EACH * RESULTS_EACH)}
 
 
@@ -103,9 +105,9 @@ async def prepare(url: str) -> Settings:
                 job | {"completed": RESULTS_EACH, "created_at": at, "started_at": at, "finished_at": at}
             )
             for position in range(RESULTS_EACH):
-                url = f"https://example.com/{n}/{j}/{position}"
+                address = f"https://example.com/{n}/{j}/{position}"
                 results.append(
-                    {"job_id": job["id"], "position": position, "url": url, "outcome": Outcome.OK}
+                    {"job_id": job["id"], "position": position, "url": address, "outcome": Outcome.OK}
                     | {"status_code": 200, "fetched_at": at, "sequence": position + 1}
                 )
     async with engine.begin() as connection:
@@ -116,7 +118,12 @@ async def prepare(url: str) -> Settings:
         await connection.execute(text("ANALYZE"))
     await engine.dispose()
     return Settings(
-        _env_file=None, database_url=url, secret_key=SECRET, access_token_ttl=3600, environment="production"
+        _env_file=None,
+        database_url=url,
+        secret_key=SECRET,
+        access_token_ttl=3600,
+        environment="production",
+        log_level="WARNING",
     )
 
 
@@ -131,6 +138,7 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     loads: list[Load] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
+    statements: float | None = None  # SQL statements a request sends (``count_statements``), ours only
 
     def check(self) -> None:
         """One request before measuring, so the figures are of correct answers."""
@@ -174,13 +182,18 @@ def graphql(
 
 def report(workers: int, targets: list[Target], rounds: int, seconds: int, connections: int) -> None:
     print(f"\n{workers} worker(s): {rounds} interleaved rounds of {seconds} s, {connections} connections")
-    print(f"{'target':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11} {'failed':>7}")
+    print(
+        f"{'target':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11} {'SQL/req':>8} "
+        f"{'failed':>7}"
+    )
     for t in targets:
         failed = sum(load.errors for load in t.loads)  # non-2xx answers and timeouts (10 s)
+        sql = "-" if t.statements is None else f"{t.statements:.1f}"
         print(
             f"{t.name:<36} {t.median('rps'):>8.0f} {t.median('p50_ms'):>8.2f} {t.median('p99_ms'):>8.2f} "
-            f"{t.cpu:>11.3f} {failed:>7}"
+            f"{t.cpu:>11.3f} {sql:>8} {failed:>7}"
         )
+    print("  SQL/req: counted for ours in this process (SQLAlchemy's statements and the compiled reads')")
     by_name = {t.name: t for t in targets}
 
     def ratio(a: str, b: str) -> None:
@@ -198,8 +211,47 @@ def report(workers: int, targets: list[Target], rounds: int, seconds: int, conne
     ratio("ours GraphQL users50", "ours REST users50")
 
 
+async def count_statements(settings: Settings, targets: list[Target]) -> None:
+    """The SQL statements one request of each of our targets sends, once warm (the document
+    validated, the caller known), counted in an app of this process over the same database."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        database = app.state.database
+        seen: list[str] = []
+
+        def record(*_args: Any) -> None:
+            seen.append("statement")
+
+        event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://bench") as client:
+            for target in targets:
+                if not target.name.startswith("ours"):
+                    continue
+                for _ in range(2):  # warm
+                    await _send(client, target)
+                before, direct = len(seen), database.direct_reads
+                for _ in range(TIMES_COUNTED):
+                    await _send(client, target)
+                sent = len(seen) - before + database.direct_reads - direct
+                target.statements = sent / TIMES_COUNTED
+
+
+async def _send(client: httpx2.AsyncClient, target: Target) -> None:
+    if target.body is None:
+        response = await client.get(target.path, headers=target.headers)
+    else:
+        response = await client.post(target.path, content=target.body, headers=target.headers)
+    response.raise_for_status()
+
+
 def measure(
-    url: str, workers: int, auth: dict[str, str], env: dict[str, str], args: argparse.Namespace
+    url: str,
+    workers: int,
+    auth: dict[str, str],
+    env: dict[str, str],
+    settings: Settings,
+    args: argparse.Namespace,
 ) -> None:
     with ExitStack() as stack:
         bare = stack.enter_context(uvicorn("bench.bare:app", workers=workers))
@@ -211,6 +263,7 @@ def measure(
             *(graphql(f"ours GraphQL {d}", d, app, q, auth, _ours_count) for d, q in OURS.items()),
             *(graphql(f"PostGraphile {d}", d, theirs, q, {}, _their_count) for d, q in THEIRS.items()),
         ]
+        asyncio.run(count_statements(settings, targets))
         for target in targets:
             target.check()
             target.run(1, args.connections)  # warm-up, not counted
@@ -246,7 +299,7 @@ def main() -> None:
         "SWITCHBOARD_LOG_LEVEL": "WARNING",
     }
     for workers in (int(count) for count in args.workers.split(",")):
-        measure(url, workers, auth, env, args)
+        measure(url, workers, auth, env, settings, args)
 
 
 async def _admin_id(url: str) -> uuid.UUID:
