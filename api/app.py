@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             await bus.start()
         app.state.signins = SignIns()
         await app.state.signins.follow(bus)
-        app.state.database.echo = app.state.signins.hear
+        app.state.database.listeners.append(app.state.signins.hear)
         HASHING.configure(settings.password_hash_concurrency, settings.password_hash_wait)
         await prepare_dummy_hash()
         async with outbound_client(settings) as client:
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             finally:
                 await app.state.relays.close()
                 await app.state.jobs.close()
-                app.state.database.echo = None
+                app.state.database.listeners.remove(app.state.signins.hear)
                 await app.state.signins.close()
                 if owned:
                     await bus.close()

@@ -28,7 +28,10 @@ def to_global_id(node_type: NodeType, key: uuid.UUID) -> str:
 
 
 def from_global_id(global_id: str) -> tuple[NodeType, uuid.UUID] | None:
-    """The type and key of a global id, or ``None`` when it is not one of ours."""
+    """The type and key of a global id, or ``None`` when it is not one of ours (nor a string: a
+    null variable reaches here where its default would have fitted)."""
+    if not isinstance(global_id, str):
+        return None
     try:
         type_name, _, key = base64.urlsafe_b64decode(global_id).decode().partition(":")
         return NodeType(type_name), uuid.UUID(key)

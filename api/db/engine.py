@@ -1,6 +1,7 @@
 """Engine and session factory for SQLite (embedded default) and PostgreSQL (production)."""
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import partial
@@ -33,6 +34,8 @@ SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
 )
 STATEMENT_TIMEOUT_MS = 30_000
+COMPILED_STATEMENTS = 4096  # read_value's statements, least recently used dropped first
+DIRECT_CONNECT_TIMEOUT = 5.0  # seconds for one of read_value's connections to open
 SERVER_SETTINGS = {"statement_timeout": str(STATEMENT_TIMEOUT_MS), "timezone": "UTC"}
 READ_ONLY = "switchboard_read_only"
 T = TypeVar("T")
@@ -220,13 +223,14 @@ class Database:
         # signing in at once would otherwise queue on that lock past the busy timeout.
         self.reads = reads or sessions
         self.bus = bus
-        # What this process hears at once of the events its own sessions publish (``hooks.echo_to``).
-        self.echo: Callable[[Any], None] | None = None
-        self.direct_pool_size = 10
+        # Who in this process hears at once of the events its own sessions publish (``hooks.echo_to``):
+        # the sign-in cache of each app using this database.
+        self.listeners: list[Callable[[Any], None]] = []
+        self.direct_pool_size = 5
         self._direct: asyncpg.Pool[Any] | None = None  # read_value's, opened on first use
         self._opening = asyncio.Lock()
         self.direct_reads = 0  # statements ``read_value`` sent to asyncpg itself
-        self._compiled: dict[int, tuple[Executable, str, tuple[str, ...]]] = {}
+        self._compiled: OrderedDict[int, tuple[Executable, str, tuple[str, ...]]] = OrderedDict()
         self.outage = Outage()  # told by the transports when they refuse a request for the database
 
     @classmethod
@@ -234,7 +238,7 @@ class Database:
         cls, raw_url: str, *, bus: Publisher | None = None, pool_size: int = 10, max_overflow: int = 10
     ) -> "Database":
         database = cls.of(create_engine(raw_url, pool_size=pool_size, max_overflow=max_overflow), bus=bus)
-        database.direct_pool_size = pool_size
+        database.direct_pool_size = max(2, pool_size // 2)  # beside the engine's pool, not instead of it
         return database
 
     @classmethod
@@ -251,8 +255,8 @@ class Database:
         async with (self.reads if read_only else self.sessions)() as session:
             if self.bus is not None:
                 publish_with(session, self.bus)
-            if self.echo is not None:
-                echo_to(session, self.echo)
+            if self.listeners:
+                echo_to(session, self._echo)
             try:
                 try:
                     yield session
@@ -267,6 +271,10 @@ class Database:
                     self.outage.recovered()
             finally:
                 cast(SerialSession, session).end()
+
+    def _echo(self, event: Any) -> None:
+        for listener in self.listeners:
+            listener(event)
 
     async def read_value(self, statement: Executable, parameters: dict[str, Any]) -> Any:
         """The one value of a statement that only reads, with no transaction around it: one round trip
@@ -286,6 +294,9 @@ class Database:
             async with self.engine.connect() as connection:
                 return (await connection.execute(statement, parameters)).scalar_one()
         sql, names = self._driver_sql(statement)
+        if self.outage.since is not None:  # no connection attempt to wait out: the caller falls back
+            down = ConnectionError("the database is unavailable")
+            raise DBAPIError(sql, None, down, connection_invalidated=True)
         try:
             pool = self._direct or await self._open_direct()
             async with pool.acquire() as connection:
@@ -300,13 +311,14 @@ class Database:
 
     def _driver_sql(self, statement: Executable) -> tuple[str, tuple[str, ...]]:
         known = self._compiled.get(id(statement))
-        if known is None or known[0] is not statement:
+        if known is not None and known[0] is statement:
+            self._compiled.move_to_end(id(statement))
+        else:
             compiled = statement.compile(dialect=self.engine.dialect)  # type: ignore[attr-defined]
-            known = self._compiled[id(statement)] = (
-                statement,
-                compiled.string,
-                tuple(compiled.positiontup or ()),
-            )
+            names = tuple(compiled.positiontup or ())
+            known = self._compiled[id(statement)] = (statement, compiled.string, names)
+            if len(self._compiled) > COMPILED_STATEMENTS:
+                self._compiled.popitem(last=False)
         return known[1], known[2]
 
     async def _open_direct(self) -> "asyncpg.Pool[Any]":
@@ -317,6 +329,7 @@ class Database:
                     url.render_as_string(hide_password=False),
                     min_size=1,
                     max_size=self.direct_pool_size,
+                    timeout=DIRECT_CONNECT_TIMEOUT,
                     server_settings=SERVER_SETTINGS,
                     reset=_kept_as_is,
                 )

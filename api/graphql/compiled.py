@@ -53,7 +53,7 @@ class Asked:
 def asked(method: str, query_string: str, content_type: str, body: bytes | None) -> Asked | None:
     """The question of a GET, or of a JSON POST; ``None`` for anything Strawberry should look at."""
     if method == "GET":
-        params = {name: values[-1] for name, values in parse_qs(query_string).items()}
+        params = {name: values[-1] for name, values in parse_qs(query_string, keep_blank_values=True).items()}
         data: Any = {"query": params.get("query"), "operationName": params.get("operationName")}
         if "variables" in params:
             try:
@@ -149,7 +149,7 @@ class CompiledReads:
         started = perf_counter()
         bearer = content_type = accept = ""
         for name, value in scope["headers"]:
-            if name == b"authorization":
+            if name == b"authorization" and not bearer:  # the first, as Starlette reads headers
                 bearer = value.decode("latin-1")
             elif name == b"x-api-key":
                 await self.app(scope, receive, send)  # the key's use is written down: the usual path
@@ -158,6 +158,9 @@ class CompiledReads:
                 content_type = value.decode("latin-1")
             elif name == b"accept":
                 accept = value.decode("latin-1")
+        if method == "POST" and content_type.split(";")[0].strip() != "application/json":
+            await self.app(scope, receive, send)  # an upload, or what Strawberry refuses
+            return
         body, receive = await _read_body(receive) if method == "POST" else (None, receive)
         response = await self._answer(scope, method, bearer, content_type, body)
         if response is None:
@@ -195,12 +198,8 @@ class CompiledReads:
             if caller is None:
                 return None
         plan, arguments = found
-        database = state.database
         try:
-            statement, parameters = reads.prepared(
-                plan.selection, dialect=database.engine.dialect.name, actor=caller, arguments=arguments
-            )
-            text = reads.answered(await database.read_value(statement, parameters))
+            text = await reads.answer_on(state.database, plan.selection, actor=caller, arguments=arguments)
         except (DomainError, reads.NotCompiled):
             return None
         except SQLAlchemyError as exc:

@@ -112,6 +112,8 @@ class _Operation:
         self.variants: dict[tuple[bool, ...], Plan | None] = {}
 
     def plan(self, variables: Mapping[str, Any]) -> Plan | None:
+        if any(name in variables and variables[name] is None for name in self.switches):
+            return None  # a directive's condition given as null: the executor refuses it
         key = tuple(bool(variables.get(name)) for name in self.switches)
         if key not in self.variants:
             if len(self.variants) >= MAX_VARIANTS:

@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.db.engine import Database
 from api.db.models import FetchJob, FetchResult, JobStatus, Outcome, User
 from api.ids import NodeType, from_global_id, node_key
 from api.services.callers import Caller
@@ -224,6 +225,19 @@ def answered(text: str) -> str | None:
     return None if MISSING in text else text
 
 
+async def answer_on(
+    database: Database,
+    selection: Selection,
+    *,
+    actor: Caller | None,
+    arguments: Sequence[Mapping[str, Any]],
+) -> str | None:
+    """``selection`` answered on ``database`` with no session: one statement, no transaction."""
+    dialect = database.engine.dialect.name
+    statement, parameters = prepared(selection, dialect=dialect, actor=actor, arguments=arguments)
+    return answered(await database.read_value(statement, parameters))
+
+
 async def answer(
     session: AsyncSession,
     selection: Selection,
@@ -294,6 +308,10 @@ def _arguments(relation: Relation, given: Mapping[str, Any]) -> dict[str, Any]:
             status = given.get("status")
             bound["status"] = JobStatus(status).value if status is not None else None
         return bound
+    if relation in (Relation.USER, Relation.JOB, Relation.NODE_USER, Relation.NODE_JOB) and not isinstance(
+        given.get("id"), str
+    ):
+        raise NotCompiled("an id that is not a string (a null variable): the executor says so")
     if relation is Relation.USER:
         return {"id": node_key(given["id"], NodeType.USER)}
     if relation is Relation.JOB:

@@ -51,6 +51,7 @@ class SignIns:
         self._sessions: OrderedDict[uuid.UUID, _Entry] = OrderedDict()
         self._sessions_of: dict[uuid.UUID, set[uuid.UUID]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._bus: Bus | None = None
         self.listening = False  # subscribed to the bus (a subscriber of the process's own, not a client's)
 
     def known_account(self, user_id: uuid.UUID) -> object:
@@ -99,15 +100,19 @@ class SignIns:
 
     def hear(self, event: Event) -> None:
         """Forget what ``event`` says changed: from the bus, and at once from the process's own
-        sessions as they commit (``Database.echo``)."""
+        sessions as they commit (``Database.listeners``)."""
         if event.resync:  # the bus may have missed events meanwhile
             self.forget_everything()
         elif set(event.topics) & {USERS_TOPIC, ACCOUNTS_TOPIC}:
-            user, families = event.data.get("user"), event.data.get("families", ())
-            self.forget(
-                user_id=uuid.UUID(user) if user else None,
-                family_ids=[uuid.UUID(family) for family in families],
-            )
+            try:
+                user, families = event.data.get("user"), event.data.get("families", ())
+                self.forget(
+                    user_id=uuid.UUID(user) if user else None,
+                    family_ids=[uuid.UUID(family) for family in families],
+                )
+            except (AttributeError, TypeError, ValueError):  # not one of ours: whatever it meant, forget
+                logger.warning("the sign-in cache got an event it cannot read; it starts afresh")
+                self.forget_everything()
 
     def forget_everything(self) -> None:
         self.epoch += 1
@@ -115,7 +120,16 @@ class SignIns:
         self._sessions.clear()
         self._sessions_of.clear()
 
+    @property
+    def trusted(self) -> bool:
+        """Whether what is kept can be believed: the bus is heard (a cache that follows none, as a
+        test's, is believed). While the listener is down or the bus is away, every sign-in reads the
+        database, and nothing read is kept."""
+        return self._bus is None or (self.listening and self._bus.ready)
+
     def _recall(self, entries: "OrderedDict[uuid.UUID, _Entry]", key: uuid.UUID) -> object:
+        if not self.trusted:
+            return UNKNOWN
         entry = entries.get(key)
         if entry is None:
             return UNKNOWN
@@ -125,6 +139,8 @@ class SignIns:
         return entry.value
 
     def _keep(self, entries: "OrderedDict[uuid.UUID, _Entry]", key: uuid.UUID, value: object) -> None:
+        if not self.trusted:
+            return
         entries[key] = _Entry(value, time.monotonic() + self.ttl)
         entries.move_to_end(key)
         if len(entries) > self.size:
@@ -132,6 +148,7 @@ class SignIns:
 
     async def follow(self, bus: Bus) -> None:
         """Forget what the bus says changed, from now until ``close``."""
+        self._bus = bus
         self._listener = asyncio.create_task(self._listen(bus))
         await asyncio.sleep(0)  # subscribed before the app answers anything
 

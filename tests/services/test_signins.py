@@ -12,11 +12,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.bus import bus_for
+from api.bus import Event, bus_for
 from api.db.engine import Database
 from api.db.models import User
 from api.services import users
-from api.services.signins import SignIns
+from api.services.events import USERS_TOPIC
+from api.services.signins import UNKNOWN, SignIns
 from api.settings import Settings
 from tests.conftest import asgi_client, running_app, settings_for_tests
 from tests.factories import PASSWORD, bearer, make_user
@@ -161,3 +162,14 @@ async def test_a_logout_on_one_worker_ends_the_token_on_another(
             return response.status_code == 401
 
         await until(refused, within=2, what="the other worker to hear of the logout")
+
+
+def test_an_event_the_cache_cannot_read_makes_it_forget_everything() -> None:
+    """A malformed event on the bus (anyone may NOTIFY the channel) neither stops the cache's
+    listener nor leaves what it named trusted."""
+    cache = SignIns()
+    user_id = uuid.uuid4()
+    cache._keep(cache._accounts, user_id, None)
+    assert cache.known_account(user_id) is None
+    cache.hear(Event((USERS_TOPIC,), {"user": "not a uuid"}))
+    assert cache.known_account(user_id) is UNKNOWN
