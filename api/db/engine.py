@@ -226,7 +226,7 @@ class Database:
         # Who in this process hears at once of the events its own sessions publish (``hooks.echo_to``):
         # the sign-in cache of each app using this database.
         self.listeners: list[Callable[[Any], None]] = []
-        self.direct_pool_size = 5
+        self.direct_pool_size = 10
         self._direct: asyncpg.Pool[Any] | None = None  # read_value's, opened on first use
         self._opening = asyncio.Lock()
         self.direct_reads = 0  # statements ``read_value`` sent to asyncpg itself
@@ -238,7 +238,9 @@ class Database:
         cls, raw_url: str, *, bus: Publisher | None = None, pool_size: int = 10, max_overflow: int = 10
     ) -> "Database":
         database = cls.of(create_engine(raw_url, pool_size=pool_size, max_overflow=max_overflow), bus=bus)
-        database.direct_pool_size = max(2, pool_size // 2)  # beside the engine's pool, not instead of it
+        # As large as the engine's pool, beside it: on a worker that mostly reads, the compiled reads
+        # are most of its statements. A worker may then hold 2 * pool_size + max_overflow connections.
+        database.direct_pool_size = pool_size
         return database
 
     @classmethod
