@@ -13,7 +13,7 @@ from api.fetcher import Result
 from api.ids import NodeType, to_global_id
 from api.ratelimit import MemoryLimiter
 from api.security import create_access_token
-from api.services import api_keys, fetch_jobs, job_progress
+from api.services import api_keys, fetch_jobs, job_progress, sessions
 from api.services.callers import Caller
 from api.services.commands import ApiKeyCreate
 from api.services.pagination import encode_cursor
@@ -83,6 +83,14 @@ async def build_world(database: Database, settings: Settings, *, targets: str = 
     for name in ("admin", "alice", "bob"):
         token = create_access_token(settings, users[name].id).token
         readers[name] = {"Authorization": f"Bearer {token}"}
+    async with database.session() as session:  # sign-in sessions, one of them ended (a logout)
+        signed_in = await sessions.start(session, settings=settings, user=users["bob"])
+        logged_out = await sessions.start(session, settings=settings, user=users["alice"])
+        ended = await sessions.find(session, refresh_token=logged_out.refresh_token)
+        assert ended is not None
+        await sessions.revoke_family(session, family_id=ended.family_id)
+    readers["bob, signed in"] = {"Authorization": f"Bearer {signed_in.access.token}"}
+    readers["alice, logged out"] = {"Authorization": f"Bearer {logged_out.access.token}"}
     readers["alice's users:read key"] = {"X-API-Key": reader_key.secret}
     readers["alice's fetch key"] = {"X-API-Key": fetch_key.secret}
     readers["a stale token"] = {"Authorization": "Bearer not-a-token"}

@@ -3,7 +3,8 @@
 Every document runs twice, against two apps over the same data: one with compiled reads (which
 answers from its plan on PostgreSQL, and otherwise hands over to the executor) and one without. The
 answers are compared whole, as parsed JSON with its key order: status, data and errors. The readers
-are anonymous, two users, an administrator, API keys with one scope each and a stale token.
+are anonymous, two users, an administrator, a user signed in with a session and one whose session
+ended (a logout), API keys with one scope each and a stale token.
 """
 
 import json
@@ -37,9 +38,9 @@ PAGE = "pageInfo { hasNextPage hasPreviousPage startCursor endCursor __typename 
 # Who gets a plan's answer: every reader of their own account (an API key without users:read is
 # refused), the administrator alone for the list of accounts, the signed-in readers of jobs and of their
 # owners, and those with the fetch scope for jobs alone.
-ME = {"anonymous", "admin", "alice", "bob", "alice's users:read key"}
+ME = {"anonymous", "admin", "alice", "bob", "bob, signed in", "alice's users:read key"}
 ADMIN = {"admin"}
-PEOPLE = {"admin", "alice", "bob"}
+PEOPLE = {"admin", "alice", "bob", "bob, signed in"}
 JOBS = PEOPLE | {"alice's fetch key"}
 NOBODY: set[str] = set()
 DOCUMENTS: list[tuple[str, dict[str, Any], set[str]]] = [
