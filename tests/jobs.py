@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx2
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.ids import NodeType, node_key
 from api.jobs import JobRunner
@@ -14,6 +15,14 @@ JOB_FIELDS = "id status total completed error startedAt finishedAt results { pos
 START = f"mutation($urls: [String!]!) {{ startFetchJob(urls: $urls) {{ {JOB_FIELDS} }} }}"
 READ = f"query($id: ID!) {{ fetchJob(id: $id) {{ {JOB_FIELDS} }} }}"
 CANCEL = f"mutation($id: ID!) {{ cancelFetchJob(id: $id) {{ {JOB_FIELDS} }} }}"
+
+
+class Parked:
+    """A job control that runs nothing: the job stays PENDING, as one accepted while no runner has
+    claimed it yet."""
+
+    def run_after_commit(self, session: AsyncSession, job_id: uuid.UUID) -> None:
+        pass
 
 
 def runner(app: FastAPI) -> JobRunner:

@@ -283,16 +283,15 @@ class Database:
         (a session's would add its BEGIN and COMMIT). Sessions bound to one connection (a test's, in
         its transaction) read on that connection.
 
-        On PostgreSQL it goes straight to asyncpg, on a small pool of its own (``direct_pool_size``
-        connections, the engine's settings): the statement compiled once, prepared once per
+        On PostgreSQL it goes straight to asyncpg, on a pool of its own (``direct_pool_size``
+        connections, the engine's server settings): the statement compiled once, prepared once per
         connection by asyncpg's cache. Checking a connection out of SQLAlchemy's pool and through
         its layers costs more than the rest of a compiled read. A driver error is a ``DBAPIError``,
         as SQLAlchemy's would be, so database trouble reads the same to the callers."""
         bind = self.reads.kw.get("bind")
-        if isinstance(bind, AsyncConnection) or self.engine.dialect.name != "postgresql":
-            runner = bind if isinstance(bind, AsyncConnection) else None
-            if runner is not None:
-                return (await runner.execute(statement, parameters)).scalar_one()
+        if isinstance(bind, AsyncConnection):
+            return (await bind.execute(statement, parameters)).scalar_one()
+        if self.engine.dialect.name != "postgresql":
             async with self.engine.connect() as connection:
                 return (await connection.execute(statement, parameters)).scalar_one()
         sql, names = self._driver_sql(statement)

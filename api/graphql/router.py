@@ -21,6 +21,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from api import ide
 from api.errors import Unauthenticated
 from api.graphql import compiled
+from api.graphql.compiled import GRAPHQL_RESPONSE
 from api.graphql.context import SocketContext, get_context, socket_credentials
 from api.graphql.errors import escaped_errors_rendered, refused_by_database, request_error_extensions
 from api.graphql.relay import Relays
@@ -30,7 +31,6 @@ from api.services import auth
 from api.settings import Settings
 from resolvers.context import Context
 
-GRAPHQL_RESPONSE = "application/graphql-response+json"
 NO_PAYLOAD = cast(UnsetType, UNSET)  # a connection_ack without a payload
 PREFLIGHT_HEADERS = ("GraphQL-Require-Preflight", "Apollo-Require-Preflight", "X-Apollo-Operation-Name")
 SUBSCRIPTIONS_ELSEWHERE = (

@@ -308,10 +308,6 @@ def _arguments(relation: Relation, given: Mapping[str, Any]) -> dict[str, Any]:
             status = given.get("status")
             bound["status"] = JobStatus(status).value if status is not None else None
         return bound
-    if relation in (Relation.USER, Relation.JOB, Relation.NODE_USER, Relation.NODE_JOB) and not isinstance(
-        given.get("id"), str
-    ):
-        raise NotCompiled("an id that is not a string (a null variable): the executor says so")
     if relation is Relation.USER:
         return {"id": node_key(given["id"], NodeType.USER)}
     if relation is Relation.JOB:

@@ -5,8 +5,6 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from api.db.engine import Database
 from api.db.models import FetchJob, JobStatus, Outcome, User
 from api.fetcher import Result
@@ -19,13 +17,7 @@ from api.services.commands import ApiKeyCreate
 from api.services.pagination import encode_cursor
 from api.settings import Settings
 from tests.factories import make_user
-
-
-class Parked:
-    """A job control that runs nothing: the test writes the job's results itself."""
-
-    def run_after_commit(self, session: AsyncSession, job_id: uuid.UUID) -> None:
-        pass
+from tests.jobs import Parked
 
 
 @dataclass

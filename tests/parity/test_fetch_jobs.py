@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.engine import Database
 from api.db.models import FetchJob, User
@@ -23,6 +22,7 @@ from api.services.callers import Caller
 from api.services.commands import ApiKeyCreate
 from api.services.fetch_jobs import JobControl
 from tests.factories import make_user
+from tests.jobs import Parked
 from tests.parity import Case, Served, case, check_parity, ok, rolled_back
 from tests.parity.transports import GraphQLTransport, Outcome, RestTransport, Transport, steps
 
@@ -38,14 +38,6 @@ class World:
 NEW_JOB = ("id", "created_at")
 RUN_JOB = (*NEW_JOB, "started_at", "finished_at", "elapsed_ms", "fetched_at")
 CANCELLED = ("finished_at", "fetched_at")
-
-
-class Parked:
-    """A job control that runs nothing: the job stays PENDING, as one accepted while no runner has
-    claimed it yet."""
-
-    def run_after_commit(self, session: AsyncSession, job_id: uuid.UUID) -> None:
-        pass
 
 
 async def settled(w: World, started: Outcome) -> Outcome:
