@@ -30,7 +30,7 @@ from api.db.types import uuid7
 from api.security import create_access_token, hash_password
 from api.settings import Settings
 from bench.databases import fresh
-from bench.servers import Load, Server, postgraphile, uvicorn, wrk
+from bench.servers import Load, Server, database_cpu_seconds, postgraphile, uvicorn, wrk
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/switchboard_bench"
 USERS, JOBS_EACH, RESULTS_EACH = 10_000, 3, 5
@@ -138,6 +138,7 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     loads: list[Load] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
+    database_ms: list[float] = field(default_factory=list)  # PostgreSQL's CPU per request
     statements: float | None = None  # SQL statements a request sends (``count_statements``), ours only
 
     def check(self) -> None:
@@ -152,7 +153,7 @@ class Target:
             raise SystemExit(f"bench: {self.name} answered wrongly: {response.text[:300]}")
 
     def run(self, seconds: int, connections: int) -> None:
-        before = self.server.cpu_seconds()
+        before, database_before = self.server.cpu_seconds(), database_cpu_seconds()
         load = wrk(
             self.server.url + self.path,
             seconds=seconds,
@@ -162,6 +163,7 @@ class Target:
         )
         self.loads.append(load)
         self.cpu_ms.append((self.server.cpu_seconds() - before) * 1000 / load.requests)
+        self.database_ms.append((database_cpu_seconds() - database_before) * 1000 / load.requests)
 
     def median(self, attribute: str) -> float:
         return float(statistics.median(getattr(load, attribute) for load in self.loads))
@@ -169,6 +171,10 @@ class Target:
     @property
     def cpu(self) -> float:
         return float(statistics.median(self.cpu_ms))
+
+    @property
+    def database_cpu(self) -> float:
+        return float(statistics.median(self.database_ms))
 
 
 def graphql(
@@ -183,16 +189,17 @@ def graphql(
 def report(workers: int, targets: list[Target], rounds: int, seconds: int, connections: int) -> None:
     print(f"\n{workers} worker(s): {rounds} interleaved rounds of {seconds} s, {connections} connections")
     print(
-        f"{'target':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11} {'SQL/req':>8} "
-        f"{'failed':>7}"
+        f"{'target':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11} {'DB ms/req':>10} "
+        f"{'SQL/req':>8} {'failed':>7}"
     )
     for t in targets:
         failed = sum(load.errors for load in t.loads)  # non-2xx answers and timeouts (10 s)
         sql = "-" if t.statements is None else f"{t.statements:.1f}"
         print(
             f"{t.name:<36} {t.median('rps'):>8.0f} {t.median('p50_ms'):>8.2f} {t.median('p99_ms'):>8.2f} "
-            f"{t.cpu:>11.3f} {sql:>8} {failed:>7}"
+            f"{t.cpu:>11.3f} {t.database_cpu:>10.3f} {sql:>8} {failed:>7}"
         )
+    print("  CPU: the server's processes; DB: PostgreSQL's processes (the whole machine's) during the run")
     print("  SQL/req: counted for ours in this process (SQLAlchemy's statements and the compiled reads')")
     by_name = {t.name: t for t in targets}
 
@@ -202,7 +209,8 @@ def report(workers: int, targets: list[Target], rounds: int, seconds: int, conne
         p99 = first.median("p99_ms") / second.median("p99_ms")
         print(
             f"  {a} / {b}: throughput {rps:.2f}x, p99 {p99:.2f}x, "
-            f"CPU per request {first.cpu / second.cpu:.2f}x"
+            f"CPU per request {first.cpu / second.cpu:.2f}x, DB CPU per request "
+            f"{first.database_cpu / second.database_cpu:.2f}x"
         )
 
     print("ratios:")
@@ -269,6 +277,7 @@ def measure(
             target.run(1, args.connections)  # warm-up, not counted
             target.loads.clear()
             target.cpu_ms.clear()
+            target.database_ms.clear()
         for round_number in range(args.rounds):
             shift = round_number % len(targets)
             for target in targets[shift:] + targets[:shift]:

@@ -34,15 +34,8 @@ class Server:
     def cpu_seconds(self) -> float:
         """User and system CPU time so far of the server process and the workers it started (Linux
         ``/proc``)."""
-        parents: dict[int, int] = {}
-        ticks: dict[int, int] = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:  # the process ended meanwhile
-                continue
-            pid = int(stat.parent.name)
-            parents[pid], ticks[pid] = int(fields[1]), int(fields[11]) + int(fields[12])
+        processes = _processes()
+        parents = {pid: process.parent for pid, process in processes.items()}
 
         def ours(pid: int) -> bool:
             while pid > 1:
@@ -51,7 +44,33 @@ class Server:
                 pid = parents.get(pid, 0)
             return False
 
-        return sum(count for pid, count in ticks.items() if ours(pid)) / CLOCK_TICKS
+        return sum(process.ticks for pid, process in processes.items() if ours(pid)) / CLOCK_TICKS
+
+
+def database_cpu_seconds() -> float:
+    """User and system CPU time so far of this machine's PostgreSQL processes (Linux ``/proc``): what
+    the database spends answering a target, beside what its server spends."""
+    return sum(p.ticks for p in _processes().values() if p.name == "postgres") / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class _Process:
+    name: str
+    parent: int
+    ticks: int  # user and system CPU time
+
+
+def _processes() -> dict[int, _Process]:
+    found: dict[int, _Process] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except (OSError, ValueError):  # the process ended meanwhile
+            continue
+        fields = tail.split()
+        name = head.split("(", 1)[1]
+        found[int(stat.parent.name)] = _Process(name, int(fields[1]), int(fields[11]) + int(fields[12]))
+    return found
 
 
 @contextmanager

@@ -37,6 +37,11 @@ STATEMENT_TIMEOUT_MS = 30_000
 COMPILED_STATEMENTS = 4096  # read_value's statements, least recently used dropped first
 DIRECT_CONNECT_TIMEOUT = 5.0  # seconds for one of read_value's connections to open
 SERVER_SETTINGS = {"statement_timeout": str(STATEMENT_TIMEOUT_MS), "timezone": "UTC"}
+# read_value's statements are planned once per connection: each compiled read is built for the
+# arguments a request gives (``api.services.reads``), so its generic plan is as good as one made for
+# the request's values, and PostgreSQL's default would make such a plan anew for each execution (it
+# judges the generic one by a guess at ``LIMIT $1``).
+DIRECT_SETTINGS = {**SERVER_SETTINGS, "plan_cache_mode": "force_generic_plan"}
 READ_ONLY = "switchboard_read_only"
 T = TypeVar("T")
 
@@ -331,7 +336,7 @@ class Database:
                     min_size=1,
                     max_size=self.direct_pool_size,
                     timeout=DIRECT_CONNECT_TIMEOUT,
-                    server_settings=SERVER_SETTINGS,
+                    server_settings=DIRECT_SETTINGS,
                     reset=_kept_as_is,
                 )
         return self._direct

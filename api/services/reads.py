@@ -3,8 +3,12 @@ statement, the database building the answer's JSON text.
 
 A transport describes what it wants once, as a tree of ``Member``s (``api.graphql.planning`` builds
 one per GraphQL document); ``Selection`` turns the tree into one ``SELECT`` of correlated subqueries,
-once, and ``answer`` runs it for each request with the request's arguments and reader bound as
-parameters. Nothing here is a second copy of a rule: who sees what is the services' own predicates
+once for each set of optional arguments a request leaves out, and ``answer`` runs it for each request
+with the request's arguments and reader bound as parameters. Leaving a condition out instead of
+writing ``$1 IS NULL OR id > $1`` keeps each statement's plan the same for every request, so
+PostgreSQL can plan it once (a generic plan) and still walk an index from a cursor.
+
+Nothing here is a second copy of a rule: who sees what is the services' own predicates
 (``users.visible_user``, ``fetch_jobs.visible_job``), the refusals are theirs (``user_visibility``,
 ``listing_visibility``, ``job_visibility``), and each argument is checked by the function the
 services' own reads check it with (``PageRequest``, ``decode_cursor``, ``search_pattern``,
@@ -16,7 +20,7 @@ PostgreSQL only (``json_build_object``, ``json_agg``): on SQLite the transports 
 path, whose cost there is not a network round trip per statement.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
@@ -37,7 +41,6 @@ from sqlalchemy import (
     false,
     func,
     literal_column,
-    or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -63,6 +66,8 @@ DIALECT = "postgresql"
 # PostgreSQL text cannot hold a NUL character, so no stored value renders as this escape.
 MISSING = "\\u0000missing"
 MAX_MEMBERS = 50  # json_build_object takes at most 100 arguments
+# The arguments a request may leave out; a statement has no condition for one that is left out.
+OPTIONAL = frozenset({"after", "pattern", "status", "outcome"})
 
 
 class NotCompiled(Exception):
@@ -193,20 +198,23 @@ class _Names:
 
 
 class Selection:
-    """One compiled read: the statement for ``members`` (the answer's top-level object), built on
-    first use."""
+    """One compiled read: the statements for ``members`` (the answer's top-level object), each built
+    on first use."""
 
     def __init__(self, members: Members) -> None:
         self.members = members
         self.reads = tuple(_reads_in(members))
         self.relations = frozenset(read.relation for read in self.reads)
-        self._statement: Select[Any] | None = None
+        self._statements: dict[frozenset[str], Select[Any]] = {}
 
-    @property
-    def statement(self) -> Select[Any]:
-        if self._statement is None:
-            self._statement = select(cast(_Compiler().object(self.members, None), Text))
-        return self._statement
+    def statement(self, absent: frozenset[str] = frozenset()) -> Select[Any]:
+        """The statement for requests that leave out the optional arguments ``absent`` (parameter
+        names): at most two for each optional argument the selection reads."""
+        found = self._statements.get(absent)
+        if found is None:
+            found = select(cast(_Compiler(absent).object(self.members, None), Text))
+            self._statements[absent] = found
+        return found
 
 
 def prepared(
@@ -216,7 +224,8 @@ def prepared(
     raise for a refusal or a bad argument, and ``NotCompiled`` for what only the usual path answers."""
     if dialect != DIALECT:
         raise NotCompiled("compiled reads are PostgreSQL's")
-    return selection.statement, _bound(selection, actor, arguments)
+    parameters, absent = _bound(selection, actor, arguments)
+    return selection.statement(absent), parameters
 
 
 def answered(text: str) -> str | None:
@@ -268,9 +277,10 @@ def _reads_in(members: Members) -> list[Read]:
 
 def _bound(
     selection: Selection, actor: Caller | None, arguments: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The statement's parameters for one request: the reader's visibility, by the services' own
-    checks, and each read's arguments, checked as the services check them."""
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """The statement's parameters for one request (the reader's visibility, by the services' own
+    checks, and each read's arguments, checked as the services check them), and the optional ones
+    the request leaves out."""
     relations = selection.relations
     parameters: dict[str, Any] = {"viewer": actor.user.id if actor is not None else None}
     if Relation.USERS in relations:
@@ -287,12 +297,19 @@ def _bound(
         parameters["jobs_all"] = job_visibility(actor).sees_all
     if Relation.VIEWER in relations and actor is not None:
         user_visibility(actor)  # ``users.me``'s check: an API key without users:read is refused
+    absent: set[str] = set()
     for read in selection.reads:
-        given = arguments[read.slot]
-        prefix = f"{read.relation}_{read.slot}_"
-        for name, value in _arguments(read.relation, given).items():
-            parameters[prefix + name] = value
-    return parameters
+        for name, value in _arguments(read.relation, arguments[read.slot]).items():
+            if value is None and name in OPTIONAL:
+                absent.add(_parameter_name(read, name))
+            else:
+                parameters[_parameter_name(read, name)] = value
+    return parameters, frozenset(absent)
+
+
+def _parameter_name(read: Read, argument: str) -> str:
+    """The statement's parameter for ``read``'s ``argument`` (``_Compiler.argument`` makes it)."""
+    return f"{read.relation}_{read.slot}_{argument}"
 
 
 def _arguments(relation: Relation, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -375,8 +392,17 @@ def _base64url(data: ColumnElement[Any]) -> ColumnElement[Any]:
 
 
 def _global_id(node_type: NodeType, key: ColumnElement[Any]) -> ColumnElement[Any]:
-    prefixed = _text(f"{node_type}:") + cast(key, Text)
-    return _base64url(func.convert_to(prefixed, literal_column("'UTF8'")))
+    """``api.ids.to_global_id`` in SQL. Its URL-safe alphabet differs from plain base64 only in the
+    sextets 62 and 63, and the text it encodes (letters, ``:``, hex digits, ``-``) never forms them:
+    ASCII bytes are below 0x80, so only a byte's last six bits make a sextet alone, and those are
+    0x3E or 0x3F only for ``>?~`` and DEL. So plain ``encode`` is the same, without the
+    ``translate`` that cost PostgreSQL a microsecond an id; nor is the text long enough for
+    ``encode``'s line breaks (every 76 characters)."""
+    prefix = f"{node_type}:"
+    if not node_type.value.isalpha() or not node_type.value.isascii() or len(prefix) + 36 > 57:
+        raise NotCompiled(f"a global id of {node_type} is not plain base64 of it")
+    prefixed = _text(prefix) + cast(key, Text)
+    return func.encode(func.convert_to(prefixed, literal_column("'UTF8'")), literal_column("'base64'"))
 
 
 def _cursor(key: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -384,10 +410,11 @@ def _cursor(key: ColumnElement[Any]) -> ColumnElement[Any]:
 
 
 class _Compiler:
-    """Builds the statement of one ``Selection``."""
+    """Builds one statement of a ``Selection``: the one for requests that leave out ``absent``."""
 
-    def __init__(self) -> None:
+    def __init__(self, absent: frozenset[str]) -> None:
         self.parameter = _Names()
+        self.absent = absent
 
     def object(self, members: Members, row: FromClause | None) -> ColumnElement[Any]:
         return _json_object([(key, self.value(value, row)) for key, value in members])
@@ -414,7 +441,16 @@ class _Compiler:
 
     def argument(self, read: Read, name: str, type_: Any) -> Any:
         """The parameter of ``read``'s argument ``name`` (``_bound`` names its value alike)."""
-        return self.parameter(f"{read.relation}_{read.slot}_{name}", type_)
+        return self.parameter(_parameter_name(read, name), type_)
+
+    def condition(
+        self, read: Read, name: str, type_: Any, holds: Callable[[Any], ColumnElement[bool]]
+    ) -> list[ColumnElement[bool]]:
+        """``holds`` of the parameter of ``read``'s optional argument ``name``: none when the request
+        leaves it out."""
+        if _parameter_name(read, name) in self.absent:
+            return []
+        return [holds(self.argument(read, name, type_))]
 
     def read(self, read: Read, parent: FromClause | None) -> ColumnElement[Any]:
         relation = read.relation
@@ -434,12 +470,8 @@ class _Compiler:
             conditions += [table.c.id == parent.c.owner_id, visible_user(table.c, users)]
         elif relation is Relation.RESULTS:
             assert parent is not None
-            outcome = given("outcome", String)
-            conditions += [
-                table.c.job_id == parent.c.id,
-                visible_job(parent.c, jobs),
-                or_(outcome.is_(None), table.c.outcome == outcome),
-            ]
+            conditions += [table.c.job_id == parent.c.id, visible_job(parent.c, jobs)]
+            conditions += self.condition(read, "outcome", String, lambda outcome: table.c.outcome == outcome)
             answer = _json_list(self.object(read.members, table), table.c.position)
             return select(answer).where(*conditions).correlate(parent).scalar_subquery()
         else:
@@ -460,20 +492,14 @@ class _Compiler:
         jobs: tuple[ColumnElement[bool], ColumnElement[Any]],
     ) -> ColumnElement[Any]:
         relation = read.relation
-        given = partial(self.argument, read)
-        first, after = given("first", Integer), given("after", Uuid)
-        conditions: list[ColumnElement[bool]] = [or_(after.is_(None), table.c.id > after)]
+        first = self.argument(read, "first", Integer)
+        conditions = self.condition(read, "after", Uuid, lambda after: table.c.id > after)
         if relation is Relation.USERS:
-            pattern = given("pattern", String)
-            conditions.append(or_(pattern.is_(None), matches_search(table.c, pattern)))
+            conditions += self.condition(read, "pattern", String, partial(matches_search, table.c))
         else:
-            status = given("status", String)
             owner = self.parameter("viewer", Uuid) if relation is Relation.MY_JOBS else parent.c.id  # type: ignore[union-attr]
-            conditions += [
-                table.c.owner_id == owner,
-                visible_job(table.c, jobs),
-                or_(status.is_(None), table.c.status == status),
-            ]
+            conditions += [table.c.owner_id == owner, visible_job(table.c, jobs)]
+            conditions += self.condition(read, "status", String, lambda status: table.c.status == status)
         rank = func.row_number().over(order_by=table.c.id).label("rank")
         wanted = _columns_of(read.members) | {"id"} | ({"owner_id"} if "owner_id" in table.c else set())
         columns = [table.c[name] for name in sorted(wanted)]

@@ -26,6 +26,7 @@ from tests.conftest import asgi_client, running_app, settings_for_tests
 from tests.graphql.compiled_world import World, build_world
 from tests.graphql.documents import documents
 from tests.sql import statements
+from tests.waiting import until_true
 
 USER = "id email displayName isActive isAdmin createdAt __typename"
 JOB = "id status total completed error createdAt startedAt finishedAt"
@@ -231,13 +232,15 @@ async def test_a_known_caller_is_answered_before_the_router_with_every_layer_aro
 
 
 async def test_on_a_live_database_the_lean_path_reads_on_a_pool_of_its_own(
-    live_client: httpx2.AsyncClient, live_database: Database, live_settings: Settings
+    live_app: FastAPI, live_client: httpx2.AsyncClient, live_database: Database, live_settings: Settings
 ) -> None:
     """Outside a test's transaction, a compiled read goes straight to asyncpg (``Database.read_value``)
     and answers what the executor answered."""
     if live_database.engine.dialect.name != "postgresql":
         pytest.skip("reads are compiled on PostgreSQL; SQLite runs the executor")
     world = await build_world(live_database, live_settings)
+    # Until the sign-in cache hears the bus it believes nothing, and the router's path answers.
+    await until_true(lambda: live_app.state.signins.trusted, what="the sign-in cache to hear the bus")
     query, _, _ = DOCUMENTS[3]
     headers = world.readers["admin"]
     first = await live_client.post("/graphql", json={"query": query}, headers=headers)  # the executor
