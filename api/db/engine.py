@@ -233,6 +233,7 @@ class Database:
         self.listeners: list[Callable[[Any], None]] = []
         self.direct_pool_size = 10
         self._direct: asyncpg.Pool[Any] | None = None  # read_value's, opened on first use
+        self._direct_turns: asyncio.Semaphore | None = None  # its connections, taken in arrival order
         self._opening = asyncio.Lock()
         self.direct_reads = 0  # statements ``read_value`` sent to asyncpg itself
         self._compiled: OrderedDict[int, tuple[Executable, str, tuple[str, ...]]] = OrderedDict()
@@ -304,8 +305,8 @@ class Database:
             down = ConnectionError("the database is unavailable")
             raise DBAPIError(sql, None, down, connection_invalidated=True)
         try:
-            pool = self._direct or await self._open_direct()
-            async with pool.acquire() as connection:
+            pool, turns = await self._open_direct()
+            async with turns, pool.acquire() as connection:
                 value = await connection.fetchval(sql, *(parameters[name] for name in names))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise DBAPIError(
@@ -327,7 +328,14 @@ class Database:
                 self._compiled.popitem(last=False)
         return known[1], known[2]
 
-    async def _open_direct(self) -> "asyncpg.Pool[Any]":
+    async def _open_direct(self) -> "tuple[asyncpg.Pool[Any], asyncio.Semaphore]":
+        """``read_value``'s pool and the turns its callers take. asyncpg's pool hands a released
+        connection to whoever asks next, a waiter woken for it or a newcomer, and a waiter that lost
+        it waits again at the back: under load some requests waited for tens of milliseconds while
+        others went straight through. Waiting on a semaphore of the pool's size first, in arrival
+        order, leaves the pool a free connection for everyone who reaches it."""
+        if self._direct is not None and self._direct_turns is not None:
+            return self._direct, self._direct_turns
         async with self._opening:
             if self._direct is None:
                 url = self.engine.url.set(drivername="postgresql")
@@ -339,7 +347,9 @@ class Database:
                     server_settings=DIRECT_SETTINGS,
                     reset=_kept_as_is,
                 )
-        return self._direct
+                self._direct_turns = asyncio.Semaphore(self.direct_pool_size)
+        assert self._direct_turns is not None
+        return self._direct, self._direct_turns
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query."""
@@ -357,7 +367,7 @@ class Database:
         keeps the engine (a test's)."""
         if self._direct is not None:
             await self._direct.close()
-            self._direct = None
+            self._direct = self._direct_turns = None
 
     async def dispose(self) -> None:
         await self.release()
