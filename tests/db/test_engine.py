@@ -196,3 +196,35 @@ async def test_a_statement_cancelled_while_it_runs_leaves_its_connection_usable(
         assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
     async with database.session() as later:
         assert (await later.execute(text("SELECT 2"))).scalar_one() == 2
+
+
+async def test_direct_reads_take_their_connections_in_arrival_order(live_database: Database) -> None:
+    """A reader waiting for a connection is not passed by readers that come after it, as requests
+    arrive under load: asyncpg's pool alone hands a released connection to whoever asks next."""
+    if live_database.engine.dialect.name != "postgresql":
+        pytest.skip("read_value has a pool of its own on PostgreSQL only")
+    live_database.direct_pool_size = 1
+    done: list[int] = []
+    read = text("SELECT 1")
+
+    async def reader(number: int) -> None:
+        await live_database.read_value(read, {})
+        done.append(number)
+
+    await live_database.read_value(read, {})  # the pool is open
+    loop = asyncio.get_running_loop()
+    readers: list[asyncio.Task[None]] = []
+    all_arrived = asyncio.Event()
+
+    def arrive() -> None:  # a newcomer on every turn of the loop, as a busy server's requests
+        readers.append(asyncio.create_task(reader(len(readers))))
+        if len(readers) < 200:
+            loop.call_soon(arrive)
+        else:
+            all_arrived.set()
+
+    arrive()
+    await all_arrived.wait()
+    await asyncio.gather(*readers)
+    overtaken = sum(1 for place, number in enumerate(done) if number < place - 1)
+    assert overtaken == 0, done
