@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = Field(default=15_000, ge=1)
     # Query documents answered by one compiled statement on PostgreSQL (api.graphql.compiled); off,
     # every document runs through the executor (the differential tests compare the two).
-    graphql_compiled_reads: bool = True
+    compiled_reads: bool = True
     # Live updates: a socket must say connection_init within this many seconds (else 4408); the server
     # pings every ``ws_ping_interval`` and drops a peer whose pong takes longer than ``ws_ping_timeout``.
     ws_connection_init_timeout: float = Field(default=10.0, gt=0, le=10.0)

@@ -26,6 +26,7 @@ from api.bus import Bus, bus_for
 from api.db.base import Base
 from api.db.engine import Database, create_engine, session_factory
 from api.settings import Settings
+from tests.compiled_world import World, build_world
 from tests.targets import serving
 
 POSTGRES_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL")
@@ -230,3 +231,16 @@ def serve(live_database: Database) -> Serve:
             yield url, app
 
     return serving_app
+
+
+@pytest.fixture
+async def plain_app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+    """The same app and data with every read on the services' usual path (compiled reads off), for
+    the differential tests of the compiled one."""
+    async with running_app(settings_for_tests(compiled_reads=False), database) as app:
+        yield app
+
+
+@pytest.fixture
+async def world(database: Database, settings: Settings) -> World:
+    return await build_world(database, settings)

@@ -47,6 +47,7 @@ from api.services.reads import Relation
 
 CACHE_SIZE = 512
 MAX_VARIANTS = 8  # plans per operation, one per combination of its directives' variables
+DATETIME_ZONE = "+00:00"  # how the DateTime scalar (datetime.isoformat) writes UTC
 # The reads a root or nested field with a resolver stands for.
 _READS = {
     ("Query", "me"): Relation.VIEWER,
@@ -286,7 +287,8 @@ class _Planner:
         leaf = self.leaves.get((parent.name, name))
         if leaf is None:
             raise Unplanned(f"{parent.name}.{name}")
-        return reads.Column(leaf[0], time=_named(definition.type).name == "DateTime")
+        time = _named(definition.type).name == "DateTime"
+        return reads.Column(leaf[0], zone=DATETIME_ZONE if time else None)
 
     def node(self, definition: GraphQLField, node: FieldNode, selections: list[SelectionNode]) -> reads.Value:
         slot = self.arguments(definition, node)

@@ -68,7 +68,7 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         self.max_subscriptions_per_connection = settings.ws_max_subscriptions
         self.allowed_origins = frozenset(settings.cors_origins)
         self.relays = Relays()  # the subscriptions running for this app's sockets
-        self.compiled_schema = schema if settings.graphql_compiled_reads else None
+        self.compiled_schema = schema if settings.compiled_reads else None
         self.max_tokens = settings.graphql_max_tokens
         self.metrics_enabled = settings.metrics_enabled
 

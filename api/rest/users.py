@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from api.deps import ClientAddressDep, CurrentCaller, LimiterDep, SessionDep, SettingsDep
 from api.ids import NodeType
-from api.rest.pages import ItemPage, page_response
+from api.rest.pages import CompiledPagesDep, ItemPage, listing, page_response
 from api.rest.resources import Resource
-from api.services import auth, users
+from api.services import auth, reads, users
 from api.services.commands import (
     PasswordChange,
     UserAdminUpdate,
@@ -32,6 +32,9 @@ class UserOut(Resource):
     is_admin: bool
     created_at: datetime
     updated_at: datetime
+
+
+USERS = listing(reads.Relation.USERS, UserOut)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -68,17 +71,21 @@ async def change_password(body: PasswordChange, caller: CurrentCaller, session: 
     await auth.change_password(session, actor=caller, data=body)
 
 
-@router.get("")
+@router.get("", response_model=ItemPage[UserOut])
 async def list_users(
     request: Request,
     caller: CurrentCaller,
     session: SessionDep,
+    compiled: CompiledPagesDep,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
     search: str | None = None,
-) -> ItemPage[UserOut]:
+) -> Response | ItemPage[UserOut]:
     """Every account, oldest first (admin); follow ``next_cursor`` or the ``Link`` header."""
+    answered = await compiled.answer(USERS, caller, {"first": limit, "after": cursor, "search": search})
+    if answered is not None:
+        return answered
     page = await users.list_users(
         session, actor=caller, page=PageRequest(first=limit, after=cursor), search=search
     )

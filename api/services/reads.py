@@ -20,6 +20,7 @@ PostgreSQL only (``json_build_object``, ``json_agg``): on SQLite the transports 
 path, whose cost there is not a network round trip per statement.
 """
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -107,18 +108,19 @@ _TABLES = {
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A column of the row, by its model attribute's name; ``time``: a timestamp, rendered as
-    ``datetime.isoformat`` renders a UTC one."""
+    """A column of the row, by its model attribute's name. ``zone``: for a timestamp, what stands
+    for UTC after it, the rest written as ``datetime.isoformat`` writes it (GraphQL's ``DateTime``
+    writes ``+00:00``, pydantic ``Z``)."""
 
     name: str
-    time: bool = False
+    zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Constant:
-    """A fixed string (a GraphQL ``__typename``)."""
+    """A fixed string (a GraphQL ``__typename``) or null (a REST page's cursor where it has none)."""
 
-    text: str
+    text: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,7 @@ class Paging(StrEnum):
     HAS_PREVIOUS = "has_previous"
     START_CURSOR = "start_cursor"
     END_CURSOR = "end_cursor"
+    NEXT_CURSOR = "next_cursor"  # the end cursor when there is a next page, else null (REST's)
 
 
 Value = Column | Constant | GlobalId | RowCursor | Fields | Read | FirstOf | Edges | Nodes | PageInfo | Paging
@@ -198,12 +201,13 @@ class _Names:
 
 
 class Selection:
-    """One compiled read: the statements for ``members`` (the answer's top-level object), each built
-    on first use."""
+    """One compiled read: the statements for ``answer``, each built on first use. ``answer``: the
+    members of the answer's top-level object (a GraphQL response), or a read whose value is the
+    answer (a REST page)."""
 
-    def __init__(self, members: Members) -> None:
-        self.members = members
-        self.reads = tuple(_reads_in(members))
+    def __init__(self, answer: Members | Read) -> None:
+        self.answer = answer
+        self.reads = tuple(_reads_in(((".", answer),) if isinstance(answer, Read) else answer))
         self.relations = frozenset(read.relation for read in self.reads)
         self._statements: dict[frozenset[str], Select[Any]] = {}
 
@@ -212,8 +216,12 @@ class Selection:
         names): at most two for each optional argument the selection reads."""
         found = self._statements.get(absent)
         if found is None:
-            found = select(cast(_Compiler(absent).object(self.members, None), Text))
-            self._statements[absent] = found
+            compiler = _Compiler(absent)
+            if isinstance(self.answer, Read):
+                value = compiler.read(self.answer, None)
+            else:
+                value = compiler.object(self.answer, None)
+            found = self._statements[absent] = select(cast(value, Text))
         return found
 
 
@@ -325,10 +333,10 @@ def _arguments(relation: Relation, given: Mapping[str, Any]) -> dict[str, Any]:
             status = given.get("status")
             bound["status"] = JobStatus(status).value if status is not None else None
         return bound
-    if relation is Relation.USER:
-        return {"id": node_key(given["id"], NodeType.USER)}
-    if relation is Relation.JOB:
-        return {"id": node_key(given["id"], NodeType.FETCH_JOB)}
+    if relation in (Relation.USER, Relation.JOB):
+        key = given["id"]  # a global id (GraphQL's), or the key itself (REST's)
+        node_type = NodeType.USER if relation is Relation.USER else NodeType.FETCH_JOB
+        return {"id": key if isinstance(key, uuid.UUID) else node_key(key, node_type)}
     if relation in (Relation.NODE_USER, Relation.NODE_JOB):
         decoded = from_global_id(given["id"])
         if decoded is not None and decoded[0] is NodeType.API_KEY:
@@ -361,8 +369,10 @@ def _json_object(pairs: list[tuple[str, ColumnElement[Any]]]) -> ColumnElement[A
     return func.json_build_object(*arguments)
 
 
-def _text(value: str) -> ColumnElement[Any]:
-    """A string constant written into the statement (GraphQL names and type names only)."""
+def _text(value: str | None) -> ColumnElement[Any]:
+    """A string constant written into the statement (names and type names only), or null."""
+    if value is None:
+        return literal_column("NULL", Text)
     return literal_column("'" + value.replace("'", "''") + "'", Text)
 
 
@@ -375,14 +385,15 @@ def _json_list(
     return func.coalesce(aggregated, literal_column("'[]'::json"))
 
 
-def _iso_time(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """A UTC timestamp as ``datetime.isoformat`` writes it: microseconds only when there are any."""
+def _iso_time(column: ColumnElement[Any], zone: str) -> ColumnElement[Any]:
+    """A UTC timestamp as ``datetime.isoformat`` writes it (microseconds only when there are any),
+    ``zone`` for its offset."""
     utc = func.timezone(literal_column("'UTC'"), column)
     seconds = func.to_char(utc, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'"), type_=Text)
     fraction = func.to_char(utc, literal_column("'.US'"), type_=Text)
     microseconds = cast(func.date_part(literal_column("'microseconds'"), column), Integer)
     whole = microseconds % literal_column("1000000") == literal_column("0")
-    return seconds.concat(case((whole, _text("")), else_=fraction)).concat(_text("+00:00"))
+    return seconds.concat(case((whole, _text("")), else_=fraction)).concat(_text(zone))
 
 
 def _base64url(data: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -430,7 +441,7 @@ class _Compiler:
             raise NotCompiled(f"{value!r} outside a row")
         if isinstance(value, Column):
             column = row.c[value.name]
-            return _iso_time(column) if value.time else column
+            return column if value.zone is None else _iso_time(column, value.zone)
         if isinstance(value, GlobalId):
             return _global_id(value.node_type, row.c.id)
         if isinstance(value, RowCursor):
@@ -519,6 +530,8 @@ class _Compiler:
                 pairs.append(
                     (key, _json_object([(k, self.paging(v, page, first)) for k, v in value.members]))
                 )
+            elif value is Paging.NEXT_CURSOR:
+                pairs.append((key, self.paging(value, page, first)))
             else:
                 pairs.append((key, self.value(value, None)))
         # Grouped by the empty set: one row whatever the page holds, aggregates or not.
@@ -533,6 +546,9 @@ class _Compiler:
         if value in (Paging.START_CURSOR, Paging.END_CURSOR):
             edge = func.min if value is Paging.START_CURSOR else func.max
             return _cursor(cast(edge(cast(page.c.id, Text)).filter(on_page), Uuid))
+        if value is Paging.NEXT_CURSOR:
+            end = self.paging(Paging.END_CURSOR, page, first)
+            return case((self.paging(Paging.HAS_NEXT, page, first), end), else_=_text(None))
         if isinstance(value, Constant):
             return _text(value.text)
         raise NotCompiled(f"{value!r} is not a page's")

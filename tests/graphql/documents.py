@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.graphql.compiled_world import World
+from tests.compiled_world import World
 
 USER_LEAVES = ["id", "email", "displayName", "isActive", "isAdmin", "createdAt", "__typename"]
 JOB_LEAVES = [

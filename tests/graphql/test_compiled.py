@@ -7,9 +7,7 @@ are anonymous, two users, an administrator, a user signed in with a session and 
 ended (a logout), API keys with one scope each and a stale token.
 """
 
-import json
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +20,8 @@ from hypothesis import strategies as st
 from api.db.engine import Database
 from api.graphql import compiled
 from api.settings import Settings
-from tests.conftest import asgi_client, running_app, settings_for_tests
-from tests.graphql.compiled_world import World, build_world
+from tests.compiled_world import World, build_world, ordered
+from tests.conftest import asgi_client
 from tests.graphql.documents import documents
 from tests.sql import statements
 from tests.waiting import until_true
@@ -95,29 +93,11 @@ DOCUMENTS: list[tuple[str, dict[str, Any], set[str]]] = [
 ]
 
 
-@pytest.fixture
-async def plain_app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
-    """The same app and data with every document on the executor."""
-    async with running_app(settings_for_tests(graphql_compiled_reads=False), database) as app:
-        yield app
-
-
-@pytest.fixture
-async def world(database: Database, settings: Settings) -> World:
-    return await build_world(database, settings)
-
-
-def _ordered(text: str) -> Any:
-    """The JSON of ``text`` with every object as its list of pairs, so key order counts (and a
-    masked error's request id, which differs for every request, left out)."""
-    return json.loads(text, object_pairs_hook=lambda pairs: [p for p in pairs if p[0] != "requestId"])
-
-
 async def _answer(
     client: httpx2.AsyncClient, query: str, variables: dict[str, Any], headers: dict[str, str]
 ) -> Any:
     response = await client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
-    return response.status_code, _ordered(response.text)
+    return response.status_code, ordered(response.text)
 
 
 @dataclass
@@ -246,4 +226,4 @@ async def test_on_a_live_database_the_lean_path_reads_on_a_pool_of_its_own(
     first = await live_client.post("/graphql", json={"query": query}, headers=headers)  # the executor
     again = [await live_client.post("/graphql", json={"query": query}, headers=headers) for _ in range(3)]
     assert live_database.direct_reads == 3  # one statement a request
-    assert all(_ordered(response.text) == _ordered(first.text) for response in again)
+    assert all(ordered(response.text) == ordered(first.text) for response in again)

@@ -31,7 +31,7 @@ QUERY = """query($n: Int!) {
 def live_settings() -> Settings:
     """The executor's loaders are what is counted here: no compiled reads (``tests/graphql/
     test_compiled.py`` counts those)."""
-    return fetch_settings(graphql_compiled_reads=False)
+    return fetch_settings(compiled_reads=False)
 
 
 async def test_statements_do_not_grow_with_the_page(

@@ -1,9 +1,11 @@
 """A small world of accounts, keys, jobs and results for the compiled read path's tests, built through
 the services, and the readers who look at it."""
 
+import json
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from api.db.engine import Database
 from api.db.models import FetchJob, JobStatus, Outcome, User
@@ -98,3 +100,10 @@ async def build_world(database: Database, settings: Settings, *, targets: str = 
     ids = sorted([*(u.id for u in users.values()), *(j.id for j in jobs.values())])
     world.cursors = [encode_cursor(key) for key in ids[::2]] + ["not a cursor"]
     return world
+
+
+def ordered(text: str) -> Any:
+    """The JSON of ``text`` with every object as its list of pairs, so key order counts (and an
+    error's request id, which differs for every request, left out: GraphQL's and REST's)."""
+    ids = ("requestId", "request_id")
+    return json.loads(text, object_pairs_hook=lambda pairs: [p for p in pairs if p[0] not in ids])
