@@ -140,3 +140,25 @@ async def test_a_variable_of_a_custom_scalar_that_does_not_parse_is_the_clients_
     (error,) = response.json()["errors"]
     assert error["extensions"]["code"] in {"BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED"}
     assert logged_errors(log) == []
+
+
+@pytest.mark.parametrize("selection", ["me @include(if: $f) { email }", "me { email @include(if: $f) id }"])
+async def test_a_null_directive_variable_is_the_clients_error_at_any_depth(
+    client: httpx2.AsyncClient,
+    database: Database,
+    settings: Settings,
+    log: pytest.LogCaptureFixture,
+    selection: str,
+) -> None:
+    """``$f: Boolean = true`` given as null passes validation; graphql-core refuses it as the field
+    completes, which below the root used to be masked as an internal error."""
+    user = await make_user(database)
+    response = await client.post(
+        "/graphql",
+        json={"query": f"query($f: Boolean = true) {{ {selection} }}", "variables": {"f": None}},
+        headers=bearer(settings, user),
+    )
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "'$f'" in error["message"]
+    assert logged_errors(log) == []

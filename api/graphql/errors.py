@@ -41,12 +41,14 @@ def _camel(path: str) -> str:
 def is_unexpected(error: GraphQLError) -> bool:
     """A failure that is not a domain refusal: a bug to mask and log.
 
-    From a resolver (it has a path), any cause but a ``DomainError``. Without a path, graphql-core's
-    errors about the document or its variables point at nodes of it; an exception from elsewhere (an
-    extension, the database) arrives wrapped with a cause and no nodes.
+    From a resolver (it has a path), any cause but a ``DomainError`` or graphql-core's own report on
+    the document or its variables (a directive's variable given as null below the root, found only
+    while that field completes). Without a path, graphql-core's errors about the document or its
+    variables point at nodes of it; an exception from elsewhere (an extension, the database) arrives
+    wrapped with a cause and no nodes.
     """
     cause = error.original_error
-    if isinstance(cause, DomainError | None) or unavailable(cause) is not None:
+    if isinstance(cause, DomainError | GraphQLError | None) or unavailable(cause) is not None:
         return False
     return error.path is not None or not error.nodes
 
