@@ -189,6 +189,34 @@ async def test_postgres_going_away_is_a_503_logged_once_and_recovers_with_nothin
         await database.dispose()
 
 
+async def test_a_rest_list_answers_again_by_itself_once_postgres_is_back(
+    engine: AsyncEngine, bus: Bus
+) -> None:
+    """Only list reads, which the compiled path answers: the first one after the blink goes to the
+    service, whose commit ends the outage (the compiled path alone refuses during one)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL run")
+    async with proxied(engine) as (proxy, url):
+        database = Database.of(create_engine(url, pool_size=3, max_overflow=0), bus=bus)
+        admin = await make_user(database, admin=True)
+        async with app_on(database) as client:
+            headers = bearer(settings_for_tests(), admin)
+            assert (await client.get("/api/v1/users", headers=headers)).status_code == 200
+            await proxy.stop()
+            try:
+                refused = await client.get("/api/v1/users", headers=headers)
+                assert refused.status_code == 503, refused.text
+            finally:
+                await proxy.start()
+
+            async def listed() -> bool:
+                return (await client.get("/api/v1/users", headers=headers)).status_code == 200
+
+            await until(listed, within=10, what="the list to answer again")
+            assert database.outage.since is None
+        await database.dispose()
+
+
 async def test_sqlite_out_of_connections_is_a_503_logged_once_and_recovers(
     engine: AsyncEngine, bus: Bus, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -15,7 +15,6 @@ GraphQL router, with the context Strawberry built: for API keys, and callers not
 """
 
 import json
-import logging
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -27,7 +26,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.db.outages import unavailable
 from api.errors import DomainError
 from api.graphql import metrics
 from api.graphql.parsing import parsed
@@ -38,7 +36,6 @@ from api.services.callers import Caller
 from resolvers.context import Context
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-logger = logging.getLogger("switchboard.errors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +92,6 @@ def media_type(accept: str) -> str:
     return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
 
 
-def failed(exc: SQLAlchemyError) -> None:
-    """A compiled statement that failed: database trouble is the executor's to report (it runs the
-    request again), anything else is a bug of the compiler, logged."""
-    if unavailable(exc) is None:
-        logger.exception("compiled read failed; the executor answers it")
-
-
 async def answer(
     request: Request, context: Context, schema: Schema, *, max_tokens: int, metrics_enabled: bool
 ) -> Response | None:
@@ -119,7 +109,7 @@ async def answer(
     except (DomainError, reads.NotCompiled):
         return None
     except SQLAlchemyError as exc:
-        failed(exc)
+        reads.failed(exc)
         # A fresh start for the executor. Closed, not rolled back: the caller's row stays loaded.
         await context.session.close()
         return None
@@ -203,7 +193,7 @@ class CompiledReads:
         except (DomainError, reads.NotCompiled):
             return None
         except SQLAlchemyError as exc:
-            failed(exc)
+            reads.failed(exc)
             return None
         return None if text is None else (body_of(text), question.operation_name)
 

@@ -8,10 +8,12 @@ from typing import Annotated, Any, Generic, TypeVar, get_args
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 from pydantic_core import from_json
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.db.base import Entity
 from api.db.engine import Database
 from api.deps import DatabaseDep, SettingsDep
+from api.errors import DomainError
 from api.rest.resources import Resource
 from api.services import reads
 from api.services.callers import Caller
@@ -62,8 +64,9 @@ def listing(relation: reads.Relation, model: type[BaseModel]) -> reads.Selection
 
 class CompiledPages:
     """REST pages answered by one compiled statement, the body the database's text. ``None`` where
-    the route's usual path answers instead: SQLite, compiled reads turned off, or a row the service
-    would refuse as missing. A refusal or bad argument raises as the service's would."""
+    the route's usual path answers instead: SQLite, compiled reads turned off, a refusal or a bad
+    argument, a row the service would refuse as missing, or a statement that failed (the service then
+    asks the database itself, so its answer ends an outage or reports it)."""
 
     def __init__(self, request: Request, database: Database | None) -> None:
         self.request = request
@@ -76,7 +79,10 @@ class CompiledPages:
             return None
         try:
             text = await reads.answer_on(self.database, selection, actor=actor, arguments=arguments)
-        except reads.NotCompiled:
+        except (DomainError, reads.NotCompiled):  # the service's own checks say it, in its order
+            return None
+        except SQLAlchemyError as exc:
+            reads.failed(exc)
             return None
         if text is None:
             return None

@@ -20,6 +20,7 @@ PostgreSQL only (``json_build_object``, ``json_agg``): on SQLite the transports 
 path, whose cost there is not a network round trip per statement.
 """
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,10 +46,12 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db.engine import Database
 from api.db.models import FetchJob, FetchResult, JobStatus, Outcome, User
+from api.db.outages import unavailable
 from api.ids import NodeType, from_global_id, node_key
 from api.services.callers import Caller
 from api.services.commands import build
@@ -63,6 +66,7 @@ from api.services.users import (
 )
 
 DIALECT = "postgresql"
+logger = logging.getLogger("switchboard.errors")
 # What the statement answers in place of a row the services would refuse as missing (``NotFound``).
 # PostgreSQL text cannot hold a NUL character, so no stored value renders as this escape.
 MISSING = "\\u0000missing"
@@ -234,6 +238,14 @@ def prepared(
         raise NotCompiled("compiled reads are PostgreSQL's")
     parameters, absent = _bound(selection, actor, arguments)
     return selection.statement(absent), parameters
+
+
+def failed(exc: SQLAlchemyError) -> None:
+    """A compiled statement that failed, whose request the transport's usual path answers: database
+    trouble is that path's to report (it asks the database again, and its commit ends an outage),
+    anything else is a bug of the compiler, logged."""
+    if unavailable(exc) is None:
+        logger.exception("compiled read failed; the usual path answers it")
 
 
 def answered(text: str) -> str | None:
@@ -410,7 +422,7 @@ def _global_id(node_type: NodeType, key: ColumnElement[Any]) -> ColumnElement[An
     ``translate`` that cost PostgreSQL a microsecond an id; nor is the text long enough for
     ``encode``'s line breaks (every 76 characters)."""
     prefix = f"{node_type}:"
-    if not node_type.value.isalpha() or not node_type.value.isascii() or len(prefix) + 36 > 57:
+    if not node_type.value.isalpha() or not node_type.value.isascii() or len(prefix) + 36 >= 57:
         raise NotCompiled(f"a global id of {node_type} is not plain base64 of it")
     prefixed = _text(prefix) + cast(key, Text)
     return func.encode(func.convert_to(prefixed, literal_column("'UTF8'")), literal_column("'base64'"))

@@ -101,3 +101,4 @@ async def test_a_compiled_page_is_one_statement_whatever_its_size(
         response = await client.get(f"/api/v1/fetch-jobs?limit={limit}", headers=headers)
     assert response.status_code == 200
     assert len(sent) == 1
+    assert "json_build_object" in sent[0]  # the compiled statement, not the service's own
