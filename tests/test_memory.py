@@ -2,7 +2,6 @@
 
 import asyncio
 import gc
-import time
 import weakref
 
 from api.memory import Trimmer
@@ -20,7 +19,7 @@ async def test_a_burst_of_releases_collects_and_trims_once_it_has_settled() -> N
 
     def trim(pad: int) -> int:
         trims.append(pad)
-        times.append(time.monotonic())
+        times.append(trimmer._last)  # when this run began: the gap is counted from there
         return 1
 
     trimmer = Trimmer(trim=trim, settle=0.5, min_gap=2.0)
@@ -42,5 +41,4 @@ async def test_a_burst_of_releases_collects_and_trims_once_it_has_settled() -> N
 
     trimmer.released()  # the next burst, soon after: it waits out the gap since the last run
     await until_true(lambda: trimmer.trims == 2, within=5, what="the collection after the gap")
-    # The gap runs from the start of a run; each trim comes after its collection, of some 20 ms.
-    assert times[1] - times[0] >= 1.9
+    assert times[1] - times[0] >= 2.0 - 0.01  # the loop may fire a timer a clock tick early
