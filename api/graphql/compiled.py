@@ -188,13 +188,7 @@ class CompiledReads:
             if caller is None:
                 return None
         plan, arguments = found
-        try:
-            text = await reads.answer_on(state.database, plan.selection, actor=caller, arguments=arguments)
-        except (DomainError, reads.NotCompiled):
-            return None
-        except SQLAlchemyError as exc:
-            reads.failed(exc)
-            return None
+        text = await reads.answer_on(state.database, plan.selection, actor=caller, arguments=arguments)
         return None if text is None else (body_of(text), question.operation_name)
 
 

@@ -8,12 +8,10 @@ from typing import Annotated, Any, Generic, TypeVar, get_args
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 from pydantic_core import from_json
-from sqlalchemy.exc import SQLAlchemyError
 
 from api.db.base import Entity
 from api.db.engine import Database
 from api.deps import DatabaseDep, SettingsDep
-from api.errors import DomainError
 from api.rest.resources import Resource
 from api.services import reads
 from api.services.callers import Caller
@@ -77,13 +75,7 @@ class CompiledPages:
     ) -> Response | None:
         if self.database is None:
             return None
-        try:
-            text = await reads.answer_on(self.database, selection, actor=actor, arguments=arguments)
-        except (DomainError, reads.NotCompiled):  # the service's own checks say it, in its order
-            return None
-        except SQLAlchemyError as exc:
-            reads.failed(exc)
-            return None
+        text = await reads.answer_on(self.database, selection, actor=actor, arguments=arguments)
         if text is None:
             return None
         response = Response(text, media_type="application/json")

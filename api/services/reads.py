@@ -12,9 +12,10 @@ Nothing here is a second copy of a rule: who sees what is the services' own pred
 (``users.visible_user``, ``fetch_jobs.visible_job``), the refusals are theirs (``user_visibility``,
 ``listing_visibility``, ``job_visibility``), and each argument is checked by the function the
 services' own reads check it with (``PageRequest``, ``decode_cursor``, ``search_pattern``,
-``node_key``). A refusal or a bad argument raises here as it would there, and the transport then
-answers the way it always does; so does a row that is missing where the services would raise
-(``NotFound``), which the statement marks (``MISSING``) instead of answering.
+``node_key``). A refusal or a bad argument raises here as it would there (``answer_on`` answers
+``None`` for it), and the transport then answers the way it always does; so does a row that is
+missing where the services would raise (``NotFound``), which the statement marks (``MISSING``)
+instead of answering.
 
 PostgreSQL only (``json_build_object``, ``json_agg``): on SQLite the transports keep their usual
 path, whose cost there is not a network round trip per statement.
@@ -52,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db.engine import Database
 from api.db.models import FetchJob, FetchResult, JobStatus, Outcome, User
 from api.db.outages import unavailable
+from api.errors import DomainError
 from api.ids import NodeType, from_global_id, node_key
 from api.services.callers import Caller
 from api.services.commands import build
@@ -261,10 +263,20 @@ async def answer_on(
     actor: Caller | None,
     arguments: Sequence[Mapping[str, Any]],
 ) -> str | None:
-    """``selection`` answered on ``database`` with no session: one statement, no transaction."""
+    """``selection`` answered on ``database`` with no session: one statement, no transaction. ``None``
+    wherever the transport's usual path answers instead: what is not compiled here, a refusal or a bad
+    argument (the services' checks then say it, in their order), a row missing (``answered``), or a
+    statement that failed (``failed``)."""
     dialect = database.engine.dialect.name
-    statement, parameters = prepared(selection, dialect=dialect, actor=actor, arguments=arguments)
-    return answered(await database.read_value(statement, parameters))
+    try:
+        statement, parameters = prepared(selection, dialect=dialect, actor=actor, arguments=arguments)
+        text = await database.read_value(statement, parameters)
+    except (DomainError, NotCompiled):
+        return None
+    except SQLAlchemyError as exc:
+        failed(exc)
+        return None
+    return answered(text)
 
 
 async def answer(
