@@ -86,6 +86,23 @@ class RateLimited(DomainError):
         return {"code": self.code, "retryAfter": self.retry_after}
 
 
+class QueryTooComplex(DomainError):
+    """A GraphQL document past one of the limits on what one operation may ask (its cost, depth,
+    aliases or tokens), refused before it runs; ``measured`` names the limit and both figures
+    (``{"cost": 12000, "maxCost": 10000}``)."""
+
+    code = "QUERY_TOO_COMPLEX"
+    status = 400
+    title = "The operation asks for too much at once"
+
+    def __init__(self, message: str, measured: Mapping[str, int]) -> None:
+        self.measured = dict(measured)
+        super().__init__(message)
+
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self.code, **self.measured}
+
+
 class ServiceUnavailable(DomainError):
     """The database did not answer (refused, dropped, timed out, locked): nothing the client did,
     and worth trying again shortly. ``reason`` is the driver's words, for the log, never for the client."""

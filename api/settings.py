@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=10, ge=1)
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=15_000, ge=1)
+    # What one operation may cost (schema.cost: about one per object it returns), and what one caller
+    # (an account, else a client address) may spend in a window of ``graphql_cost_window`` seconds.
+    graphql_max_cost: int = Field(default=10_000, ge=1)
+    graphql_cost_budget: int = Field(default=1_000_000, ge=1)
+    graphql_cost_window: int = Field(default=60, ge=1)
     # Query documents answered by one compiled statement on PostgreSQL (api.graphql.compiled); off,
     # every document runs through the executor (the differential tests compare the two).
     compiled_reads: bool = True

@@ -6,7 +6,7 @@ read path pays no resolver call per row or per field.
 
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 import strawberry
@@ -18,10 +18,12 @@ from api.services.pagination import Page, encode_cursor
 ResolverT = TypeVar("ResolverT", bound=Callable[..., Any])
 
 
-def described_field(description: str) -> Callable[[ResolverT], ResolverT]:
-    """``@strawberry.field(description=...)`` as a decorator that keeps the method's type (Strawberry
-    types that form as ``Any``, which strict mypy refuses as an untyped decorator)."""
-    return cast(Callable[[ResolverT], ResolverT], strawberry.field(description=description))
+def described_field(description: str, directives: Sequence[object] = ()) -> Callable[[ResolverT], ResolverT]:
+    """``@strawberry.field(description=..., directives=...)`` as a decorator that keeps the method's
+    type (Strawberry types that form as ``Any``, which strict mypy refuses as an untyped decorator)."""
+    return cast(
+        Callable[[ResolverT], ResolverT], strawberry.field(description=description, directives=directives)
+    )
 
 
 T = TypeVar("T")

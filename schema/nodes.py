@@ -16,6 +16,7 @@ from api.ids import NodeType
 from api.services.commands import build
 from api.services.pagination import DEFAULT_PAGE_SIZE, PageRequest
 from resolvers.context import Info
+from schema import cost
 from schema.base import Connection, Node, connection_of, described_field, from_row
 from schema.fetch import FetchResult
 
@@ -29,7 +30,7 @@ class User(Node):
     is_admin: bool
     created_at: datetime
 
-    @described_field("The user's fetch jobs, oldest first (the user, or an admin).")
+    @described_field("The user's fetch jobs, oldest first (the user, or an admin).", cost.CONNECTION)
     async def fetch_jobs(
         self,
         info: Info,
@@ -64,7 +65,7 @@ class FetchJob(Node):
             raise NotFound("No such user.")
         return User.from_model(row)
 
-    @described_field("The results so far, in URL order.")
+    @described_field("The results so far, in URL order.", cost.RESULTS)
     async def results(self, info: Info, outcome: Outcome | None = None) -> list[FetchResult]:
         rows = await info.context.loaders.results.load((self.key, outcome))
         return [from_row(FetchResult, row) for row in rows]

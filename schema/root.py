@@ -5,6 +5,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from resolvers import api_keys, auth, fetch, nodes, users
+from schema import cost
 from schema.api_keys import ApiKey, ApiKeyPayload
 from schema.auth import AuthPayload
 from schema.base import Node
@@ -18,53 +19,77 @@ class Query:
     node: Node | None = strawberry.field(resolver=nodes.node)
     me: User | None = strawberry.field(resolver=users.me, description="The signed-in user.")
     user: User | None = strawberry.field(resolver=users.user, description="Oneself, or anyone for an admin.")
-    api_keys: list[ApiKey] = strawberry.field(resolver=api_keys.api_keys_list, description="The caller's.")
+    api_keys: list[ApiKey] = strawberry.field(
+        resolver=api_keys.api_keys_list, description="The caller's.", directives=cost.API_KEYS
+    )
     users: UserConnection = strawberry.field(
-        resolver=users.users_page, description="Every account, oldest first (admin)."
+        resolver=users.users_page,
+        description="Every account, oldest first (admin).",
+        directives=cost.CONNECTION,
     )
     fetch_job: FetchJob | None = strawberry.field(
         resolver=fetch.fetch_job, description="One of the caller's jobs (any, for an admin)."
     )
     fetch_jobs: FetchJobConnection = strawberry.field(
-        resolver=fetch.my_fetch_jobs, description="The caller's jobs, oldest first."
+        resolver=fetch.my_fetch_jobs,
+        description="The caller's jobs, oldest first.",
+        directives=cost.CONNECTION,
     )
     fetch: list[FetchResult] = strawberry.field(
-        resolver=fetch.fetch_now, description="Fetch the URLs now and wait for every result (not stored)."
+        resolver=fetch.fetch_now,
+        description="Fetch the URLs now and wait for every result (not stored).",
+        directives=cost.FETCH,
     )
 
 
 @strawberry.type
 class Mutation:
-    register: AuthPayload = strawberry.mutation(resolver=auth.register)
-    login: AuthPayload = strawberry.mutation(resolver=auth.login)
+    register: AuthPayload = strawberry.mutation(resolver=auth.register, directives=cost.MUTATION)
+    login: AuthPayload = strawberry.mutation(resolver=auth.login, directives=cost.MUTATION)
     refresh_token: AuthPayload = strawberry.mutation(
-        resolver=auth.refresh_token, description="A new token pair for a refresh token, which is spent."
+        resolver=auth.refresh_token,
+        description="A new token pair for a refresh token, which is spent.",
+        directives=cost.MUTATION,
     )
     logout: bool = strawberry.mutation(
-        resolver=auth.logout, description="End the session of a refresh token (true even if unknown)."
+        resolver=auth.logout,
+        description="End the session of a refresh token (true even if unknown).",
+        directives=cost.MUTATION,
     )
-    update_me: User = strawberry.mutation(resolver=users.update_me)
+    update_me: User = strawberry.mutation(resolver=users.update_me, directives=cost.MUTATION)
     change_password: bool = strawberry.mutation(
-        resolver=auth.change_password, description="Set a new password; every other session ends."
+        resolver=auth.change_password,
+        description="Set a new password; every other session ends.",
+        directives=cost.MUTATION,
     )
     update_user: User = strawberry.mutation(
-        resolver=users.update_user, description="Change any account (admin)."
+        resolver=users.update_user,
+        description="Change any account (admin).",
+        directives=cost.MUTATION,
     )
-    create_api_key: ApiKeyPayload = strawberry.mutation(resolver=api_keys.create_api_key)
-    revoke_api_key: bool = strawberry.mutation(resolver=api_keys.revoke_api_key)
+    create_api_key: ApiKeyPayload = strawberry.mutation(
+        resolver=api_keys.create_api_key, directives=cost.MUTATION
+    )
+    revoke_api_key: bool = strawberry.mutation(resolver=api_keys.revoke_api_key, directives=cost.MUTATION)
     delete_user: bool = strawberry.mutation(
-        resolver=users.delete_user, description="Delete one's own account, or any (admin)."
+        resolver=users.delete_user,
+        description="Delete one's own account, or any (admin).",
+        directives=cost.MUTATION,
     )
     start_fetch_job: FetchJob = strawberry.mutation(
-        resolver=fetch.start_fetch_job, description="Start fetching in the background; returns at once."
+        resolver=fetch.start_fetch_job,
+        description="Start fetching in the background; returns at once.",
+        directives=cost.MUTATION,
     )
     start_fetch_job_from_file: FetchJob = strawberry.mutation(
         resolver=fetch.start_fetch_job_from_file,
         description="As `startFetchJob`, for a text file of URLs, one a line (`#` starts a comment).",
+        directives=cost.MUTATION,
     )
     cancel_fetch_job: FetchJob = strawberry.mutation(
         resolver=fetch.cancel_fetch_job,
         description="Stop a job: its fetches in flight end, the URLs not fetched are CANCELLED.",
+        directives=cost.MUTATION,
     )
 
 

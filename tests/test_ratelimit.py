@@ -128,3 +128,44 @@ async def test_postgresql_windows_are_shared_between_workers(database: Database)
     assert await second.hit(key, limit) is None
     await first.close()
     await second.close()
+
+
+async def test_spending_past_a_budget_is_refused_and_costs_nothing() -> None:
+    limiter = MemoryLimiter()
+    budget = Limit(hits=100, seconds=60)
+    assert limiter.spend("k", budget, 60) is None
+    wait = limiter.spend("k", budget, 41)
+    assert wait is not None
+    assert 59 <= wait <= 60
+    assert limiter.spend("k", budget, 40) is None  # the refused 41 was not spent
+    assert limiter.spend("k", budget, 1) is not None
+    assert limiter.spend("other", budget, 100) is None
+
+
+async def test_postgresql_spending_is_settled_between_workers(database: Database) -> None:
+    """Each worker checks at once against what it has heard; settling its spending, or a refusal,
+    it hears what the others spent and what they gave back (a negative amount)."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the shared limiter is PostgreSQL's")
+    first = PostgresLimiter(database, settle_every=0.05)
+    second = PostgresLimiter(database, settle_every=3600)  # settled by hand below
+    budget = Limit(hits=100, seconds=60)
+    key = f"spent:{id(first)}"
+    try:
+        assert first.spend(key, budget, 70) is None
+        assert first.spend(key, budget, 31) is not None  # this worker knows at once
+        assert second.spend(key, budget, 1) is None  # the other has heard nothing yet
+        await asyncio.sleep(0.3)  # the first settles by itself
+        await second.settle()
+        assert second.spend(key, budget, 30) is not None  # 71 spent in all: it has heard
+        assert second.spend(key, budget, 29) is None
+        await second.settle()
+        first.spend(key, budget, -50)  # given back
+        await asyncio.sleep(0.3)
+        assert second.spend(key, budget, 50) is not None  # not heard yet; the refusal asks again
+        await second.settle()
+        assert second.spend(key, budget, 50) is None
+        assert second.spend(key, budget, 1) is not None
+    finally:
+        await first.close()
+        await second.close()

@@ -26,11 +26,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import DomainError
+from api.errors import DomainError, Unauthenticated
 from api.graphql import metrics
+from api.graphql.complexity import Measure
+from api.graphql.limits import charge, spender
 from api.graphql.parsing import parsed
 from api.graphql.planning import Plan
 from api.graphql.schema import Schema
+from api.ratelimit import Limiter
 from api.services import auth, reads
 from api.services.callers import Caller
 from resolvers.context import Context
@@ -72,16 +75,30 @@ def asked(method: str, query_string: str, content_type: str, body: bytes | None)
     return Asked(query, name, data.get("variables"))
 
 
-def plan_of(schema: Schema, question: Asked, max_tokens: int) -> tuple[Plan, list[dict[str, Any]]] | None:
-    """The plan of a question and its reads' arguments, for a document Strawberry validated without
-    an error (it validates, and remembers, the first time a document comes)."""
+def plan_of(
+    schema: Schema, question: Asked, max_tokens: int
+) -> tuple[Plan, list[dict[str, Any]], Measure] | None:
+    """The plan of a question, its reads' arguments and its measure, for a document Strawberry
+    validated without an error (it validates, and remembers, the first time a document comes)."""
     if schema.validated.get(question.query) != []:
         return None
     try:
         document = parsed(question.query, max_tokens)
     except GraphQLError:
         return None
-    return schema.plans.find(document, question.query, question.operation_name, question.variables)
+    found = schema.plans.find(document, question.query, question.operation_name, question.variables)
+    measure = None if found is None else schema.measures.of(document, question.query, question.operation_name)
+    return None if found is None or measure is None else (*found, measure)
+
+
+def charged(schema: Schema, question: Asked, measure: Measure, limiter: Limiter, spender: str) -> int | None:
+    """The cost spent from the caller's budget, or ``None`` when the question is past the limits or
+    the budget: Strawberry refuses it then, as it would have without a plan."""
+    variables = question.variables if isinstance(question.variables, dict) else None
+    try:
+        return charge(schema, measure, variables, limiter, spender)
+    except DomainError:
+        return None
 
 
 def body_of(text: str) -> bytes:
@@ -100,20 +117,23 @@ async def answer(
     started = perf_counter()
     body = await request.body() if request.method == "POST" else None
     question = asked(request.method, request.url.query, request.headers.get("content-type", ""), body)
-    found = None if question is None else plan_of(schema, question, max_tokens)
-    if question is None or found is None:
+    if question is None:
         return None
-    plan, arguments = found
     try:
-        text = await reads.answer(context.session, plan.selection, actor=context.caller, arguments=arguments)
-    except (DomainError, reads.NotCompiled):
+        caller = context.caller
+    except Unauthenticated:
+        return None  # the executor says so, unless the operation needs no one
+    found = plan_of(schema, question, max_tokens)
+    if found is None:
         return None
-    except SQLAlchemyError as exc:
-        reads.failed(exc)
-        # A fresh start for the executor. Closed, not rolled back: the caller's row stays loaded.
-        await context.session.close()
+    plan, arguments, measure = found
+    who = spender(caller, context.client)
+    cost = charged(schema, question, measure, context.limiter, who)
+    if cost is None:
         return None
+    text = await _read(context, plan, caller, arguments)
     if text is None:
+        context.limiter.spend(who, schema.budget, -cost)  # given back: the executor answers, and charges
         return None
     response = Response(body_of(text), media_type=media_type(request.headers.get("accept", "")))
     if request.method == "POST":
@@ -121,6 +141,21 @@ async def answer(
     if metrics_enabled:
         metrics.record("query", question.operation_name, metrics.NO_ERROR, perf_counter() - started)
     return response
+
+
+async def _read(
+    context: Context, plan: Plan, caller: Caller | None, arguments: list[dict[str, Any]]
+) -> str | None:
+    """The plan's answer on the operation's session, or ``None`` for the executor to give."""
+    try:
+        return await reads.answer(context.session, plan.selection, actor=caller, arguments=arguments)
+    except (DomainError, reads.NotCompiled):
+        return None
+    except SQLAlchemyError as exc:
+        reads.failed(exc)
+        # A fresh start for the executor. Closed, not rolled back: the caller's row stays loaded.
+        await context.session.close()
+        return None
 
 
 class CompiledReads:
@@ -176,8 +211,7 @@ class CompiledReads:
         settings = state.settings
         query_string = scope["query_string"].decode("latin-1")
         question = asked(method, query_string, content_type, body)
-        found = None if question is None else plan_of(self.schema, question, settings.graphql_max_tokens)
-        if question is None or found is None:
+        if question is None:
             return None
         caller: Caller | None = None
         if bearer:
@@ -187,9 +221,22 @@ class CompiledReads:
             caller = auth.known_caller(settings=settings, signins=state.signins, token=token.strip())
             if caller is None:
                 return None
-        plan, arguments = found
+        client = scope.get("client")
+        who = spender(caller, client[0] if client else "unknown")
+        found = plan_of(self.schema, question, settings.graphql_max_tokens)
+        if found is None:
+            return None
+        plan, arguments, measure = found
+        cost = charged(self.schema, question, measure, state.limiter, who)
+        if cost is None:
+            return None
         text = await reads.answer_on(state.database, plan.selection, actor=caller, arguments=arguments)
-        return None if text is None else (body_of(text), question.operation_name)
+        if text is None:
+            state.limiter.spend(
+                who, self.schema.budget, -cost
+            )  # given back: the executor answers, and charges
+            return None
+        return body_of(text), question.operation_name
 
 
 async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:

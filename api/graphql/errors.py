@@ -25,6 +25,7 @@ from api.errors import (
     InvalidInput,
     ServiceUnavailable,
 )
+from api.graphql.complexity import token_limit_passed
 from api.logs import request_id_var
 
 logger = logging.getLogger("switchboard.graphql")
@@ -63,7 +64,8 @@ def _extensions(
     if isinstance(cause, DomainError):
         return cause.extensions()
     if execution_context.graphql_document is None:
-        return {"code": PARSE_FAILED}
+        too_long = token_limit_passed(error.message)
+        return {"code": PARSE_FAILED} if too_long is None else too_long.extensions()
     if error in validation_errors:
         return {"code": VALIDATION_FAILED}
     return {"code": InvalidInput.code}

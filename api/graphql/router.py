@@ -19,7 +19,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from api import ide
-from api.errors import Unauthenticated
+from api.errors import RateLimited, Unauthenticated
 from api.graphql import compiled
 from api.graphql.compiled import GRAPHQL_RESPONSE
 from api.graphql.context import SocketContext, get_context, socket_credentials
@@ -115,7 +115,8 @@ class GraphQLApp(GraphQLRouter[Context, None]):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """Also: a request that got no data for database trouble is a 503 (whatever the client
-        accepts), told once to the database's ``Outage``."""
+        accepts), told once to the database's ``Outage``; one refused as a whole for its caller's
+        spending is a 429."""
         if result.errors:
             result.errors = escaped_errors_rendered(result.errors)
             if (down := refused_by_database(result.errors)) is not None:
@@ -125,6 +126,9 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         body = await super().process_result(request, result)
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
             request.state.graphql_request_error = True
+            limited = [e.original_error for e in result.errors if isinstance(e.original_error, RateLimited)]
+            if limited:
+                request.state.graphql_rate_limited = limited[0]
             if _accepts_graphql_response(request):
                 body.pop("data", None)
         return body
@@ -198,8 +202,10 @@ class GraphQLApp(GraphQLRouter[Context, None]):
             response.headers["content-type"] = GRAPHQL_RESPONSE
             if getattr(request.state, "graphql_request_error", False):
                 response.status_code = 400
-        down = getattr(request.state, "graphql_unavailable", None) if isinstance(request, Request) else None
-        if isinstance(response, Response) and down is not None:
-            response.status_code = 503
-            response.headers["Retry-After"] = str(down.retry_after)
+        state = request.state if isinstance(request, Request) else None
+        # Whatever the client accepts: Retry-After means something only beside these statuses.
+        waiting = getattr(state, "graphql_unavailable", None) or getattr(state, "graphql_rate_limited", None)
+        if isinstance(response, Response) and waiting is not None:
+            response.status_code = waiting.status
+            response.headers["Retry-After"] = str(waiting.retry_after)
         return response

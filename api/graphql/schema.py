@@ -7,27 +7,28 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from api.graphql.complexity import Limits, Measures
 from api.graphql.errors import ErrorRendering, log_unexpected
 from api.graphql.execution import LeafShortcutExecutor
+from api.graphql.limits import OperationLimits
 from api.graphql.metrics import OperationMetrics
 from api.graphql.parsing import DocumentCache, ValidationResults
 from api.graphql.planning import Plans
+from api.ratelimit import Limit
 from api.settings import Settings
 from schema.root import NODE_TYPES, Mutation, Query, Subscription
 
 
 class Schema(strawberry.Schema):
     validated: ValidationResults  # what its DocumentCache found of each document
+    measures: Measures  # what each operation of its documents costs, and how deep it goes
+    limits: Limits  # what one operation may ask
+    budget: Limit  # what one caller may spend on operations in a window
     plans: Plans  # the compiled reads of its valid query documents
 
     def process_errors(
@@ -71,8 +72,7 @@ def build_schema(settings: Settings) -> Schema:
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorRendering,
         partial(DocumentCache, max_tokens=settings.graphql_max_tokens, validated=validated),
-        partial(QueryDepthLimiter, max_depth=settings.graphql_max_depth),
-        partial(MaxAliasesLimiter, max_alias_count=settings.graphql_max_aliases),
+        OperationLimits,
     ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
@@ -89,4 +89,11 @@ def build_schema(settings: Settings) -> Schema:
     )
     schema.validated = validated
     schema.plans = Plans(schema._schema)
+    schema.measures = Measures(schema._schema)
+    schema.limits = Limits(
+        max_cost=settings.graphql_max_cost,
+        max_depth=settings.graphql_max_depth,
+        max_aliases=settings.graphql_max_aliases,
+    )
+    schema.budget = Limit(settings.graphql_cost_budget, settings.graphql_cost_window)
     return schema

@@ -30,8 +30,9 @@ QUERY = """query($n: Int!) {
 @pytest.fixture
 def live_settings() -> Settings:
     """The executor's loaders are what is counted here: no compiled reads (``tests/graphql/
-    test_compiled.py`` counts those)."""
-    return fetch_settings(compiled_reads=False)
+    test_compiled.py`` counts those), and a cost limit that lets 20 users' jobs with every result
+    they may hold (10,241) through."""
+    return fetch_settings(compiled_reads=False, graphql_max_cost=20_000)
 
 
 async def test_statements_do_not_grow_with_the_page(
