@@ -243,3 +243,23 @@ async def test_closed_sockets_leave_no_socket_state_behind(
             await until_true(lambda: alive() <= before, within=5, what="every socket's state to be freed")
         finally:
             gc.enable()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_subscription_past_the_limits_is_refused_before_it_starts(
+    serve: Serve, live_database: Database, protocol: str
+) -> None:
+    """The cost and depth limits hold for subscriptions as for queries, and a refused one takes
+    nothing from the socket: the next subscription on it runs."""
+    admin = await make_user(live_database, admin=True)
+    deep = "subscription { myFetchJobEvents { job { owner { fetchJobs { nodes { owner { id } } } } } } }"
+    async with serve(graphql_max_depth=5) as (url, app), socket(url, protocol) as ws:
+        await ws.init(bearer(app.state.settings, admin))
+        await ws.subscribe("1", deep)
+        [error] = (await ws.next("1"))["errors"]
+        assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX", "depth": 6, "maxDepth": 5}
+        assert (await ws.receive())["type"] == "complete"
+        await ws.subscribe("2", USER_EVENTS)
+        await subscribed(app, 1)
+        await make_user(live_database, email="after-the-refusal@example.com")
+        assert (await ws.next("2"))["data"]["userEvents"]["kind"] == "CREATED"
