@@ -13,6 +13,7 @@ from api.bus import Bus, bus_for
 from api.db.engine import Database, normalize_url
 from api.fetcher import Fetcher, fetch_limits, outbound_client
 from api.graphql.compiled import CompiledReads
+from api.graphql.documents import Documents
 from api.graphql.router import GraphQLApp
 from api.graphql.schema import build_schema
 from api.jobs import JobRunner
@@ -124,7 +125,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     if settings.metrics_enabled:
         app.include_router(system.metrics_router)
     app.include_router(rest.router)
-    graphql = GraphQLApp(build_schema(settings), settings)
+    try:
+        app.state.documents = Documents.of(settings)
+    except ValueError as exc:
+        raise SystemExit(f"switchboard: refusing to start: {exc}") from None
+    graphql = GraphQLApp(build_schema(settings), settings, app.state.documents)
     app.state.relays = graphql.relays  # the subscriptions its sockets follow, as tests count them
     app.include_router(graphql, prefix="/graphql")
     install_error_handlers(app)

@@ -5,6 +5,7 @@ factory receives one, so tests construct their own without touching the environm
 """
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, IPvAnyNetwork, ValidationError, model_validator
@@ -79,6 +80,16 @@ class Settings(BaseSettings):
     graphql_max_cost: int = Field(default=10_000, ge=1)
     graphql_cost_budget: int = Field(default=1_000_000, ge=1)
     graphql_cost_window: int = Field(default=60, ge=1)
+    # Trusted documents: a manifest of the operations the clients may send, by SHA-256 (the JSON
+    # object GraphQL Codegen's client preset writes, ``{"<hash>": "<document>"}``), and which
+    # documents run: any (``off``: the manifest is not read), the manifest's by id and any other
+    # (``allowed-and-arbitrary``), or the manifest's alone (``allowed-only``; administrators and
+    # API keys with the ``graphql:arbitrary`` scope may still send others).
+    graphql_trusted_documents: Path | None = None
+    graphql_document_policy: Literal["off", "allowed-and-arbitrary", "allowed-only"] = "off"
+    # Automatic persisted queries (Apollo's protocol): a client sends a hash, and the document once
+    # when the hash is not known yet; they are stored in the database, for every worker.
+    graphql_apq: bool = False
     # Query documents answered by one compiled statement on PostgreSQL (api.graphql.compiled); off,
     # every document runs through the executor (the differential tests compare the two).
     compiled_reads: bool = True
@@ -133,6 +144,11 @@ class Settings(BaseSettings):
             raise UnsafeSettingsError(
                 f"SWITCHBOARD_JWT_ALGORITHM={self.jwt_algorithm} needs SWITCHBOARD_JWT_PRIVATE_KEY and "
                 "SWITCHBOARD_JWT_PUBLIC_KEY (PEM)"
+            )
+        if self.graphql_document_policy != "off" and self.graphql_trusted_documents is None:
+            raise UnsafeSettingsError(
+                f"SWITCHBOARD_GRAPHQL_DOCUMENT_POLICY={self.graphql_document_policy} needs "
+                "SWITCHBOARD_GRAPHQL_TRUSTED_DOCUMENTS (the manifest of trusted documents)"
             )
         if self.is_production and self.secret_key == DEFAULT_SECRET_KEY:
             raise UnsafeSettingsError(

@@ -152,6 +152,7 @@ def settings_for_tests(**overrides: Any) -> Settings:
         "rate_limit_login_per_address": 10_000,
         "rate_limit_register_per_address": 10_000,
         "rate_limit_fetch_per_user": 10_000,
+        "graphql_cost_budget": 2**31 - 1,
         # No sweep for interrupted jobs while a test runs (the job tests choose their own lease).
         "fetch_job_lease": 3600,
     }

@@ -66,6 +66,17 @@ class RateLimitWindow(Base):
     hits: Mapped[int]
 
 
+class PersistedDocument(Base):
+    """A GraphQL document a client registered by its SHA-256 (automatic persisted queries), kept
+    here so that every worker knows it; a document is its hash's for ever, so rows never change."""
+
+    __tablename__ = "persisted_documents"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # What fetching one URL gave: the fetcher's answer, kept as a result's column. (No docstring: pydantic
 # would carry it into the REST contract, openapi.json.)
 class Outcome(StrEnum):

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import DomainError, Unauthenticated
 from api.graphql import metrics
 from api.graphql.complexity import Measure
+from api.graphql.documents import Documents, named_digest
 from api.graphql.limits import charge, spender
 from api.graphql.parsing import parsed
 from api.graphql.planning import Plan
@@ -43,23 +44,32 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 @dataclass(frozen=True, slots=True)
 class Asked:
-    """What a request asks: its document, operation name and variables, as sent."""
+    """What a request asks: its document (as sent, or named by its hash), operation name and
+    variables."""
 
-    query: str
+    query: str | None
     operation_name: str | None
     variables: object
+    digest: str | None = None  # the hash it names its document by
+
+    def allowed(self, documents: Documents, caller: Caller | None) -> "Asked | None":
+        """The question with the text of its document, when this process knows it and it may run
+        for ``caller``; ``None`` for Strawberry to find it, or refuse it."""
+        text = documents.known(self.query, self.digest, caller)
+        return None if text is None else Asked(text, self.operation_name, self.variables)
 
 
 def asked(method: str, query_string: str, content_type: str, body: bytes | None) -> Asked | None:
     """The question of a GET, or of a JSON POST; ``None`` for anything Strawberry should look at."""
     if method == "GET":
         params = {name: values[-1] for name, values in parse_qs(query_string, keep_blank_values=True).items()}
-        data: Any = {"query": params.get("query"), "operationName": params.get("operationName")}
-        if "variables" in params:
-            try:
-                data["variables"] = json.loads(params["variables"])
-            except (ValueError, RecursionError):
-                return None
+        data: Any = {key: params.get(key) for key in ("query", "operationName", "documentId")}
+        for key in ("variables", "extensions"):
+            if key in params:
+                try:
+                    data[key] = json.loads(params[key])
+                except (ValueError, RecursionError):
+                    return None
     elif content_type.split(";")[0].strip() == "application/json" and body is not None:
         try:
             data = json.loads(body)
@@ -70,9 +80,15 @@ def asked(method: str, query_string: str, content_type: str, body: bytes | None)
     else:
         return None
     query, name = data.get("query"), data.get("operationName")
-    if not isinstance(query, str) or not (name is None or isinstance(name, str)):
+    if not (query is None or isinstance(query, str)) or not (name is None or isinstance(name, str)):
         return None
-    return Asked(query, name, data.get("variables"))
+    try:
+        digest = named_digest(data.get("documentId"), data.get("extensions"))
+    except DomainError:
+        return None
+    if query is None and digest is None:
+        return None
+    return Asked(query, name, data.get("variables"), digest)
 
 
 def plan_of(
@@ -80,7 +96,7 @@ def plan_of(
 ) -> tuple[Plan, list[dict[str, Any]], Measure] | None:
     """The plan of a question, its reads' arguments and its measure, for a document Strawberry
     validated without an error (it validates, and remembers, the first time a document comes)."""
-    if schema.validated.get(question.query) != []:
+    if question.query is None or schema.validated.get(question.query) != []:
         return None
     try:
         document = parsed(question.query, max_tokens)
@@ -116,13 +132,14 @@ async def answer(
     Strawberry to answer."""
     started = perf_counter()
     body = await request.body() if request.method == "POST" else None
-    question = asked(request.method, request.url.query, request.headers.get("content-type", ""), body)
-    if question is None:
-        return None
     try:
         caller = context.caller
     except Unauthenticated:
         return None  # the executor says so, unless the operation needs no one
+    question = asked(request.method, request.url.query, request.headers.get("content-type", ""), body)
+    question = None if question is None else question.allowed(request.app.state.documents, caller)
+    if question is None:
+        return None
     found = plan_of(schema, question, max_tokens)
     if found is None:
         return None
@@ -221,6 +238,9 @@ class CompiledReads:
             caller = auth.known_caller(settings=settings, signins=state.signins, token=token.strip())
             if caller is None:
                 return None
+        question = question.allowed(state.documents, caller)
+        if question is None:
+            return None
         client = scope.get("client")
         who = spender(caller, client[0] if client else "unknown")
         found = plan_of(self.schema, question, settings.graphql_max_tokens)

@@ -28,7 +28,8 @@ from api.deps import (
     SettingsDep,
     SignInsDep,
 )
-from api.errors import Unauthenticated
+from api.errors import DomainError, Unauthenticated
+from api.graphql.documents import named_digest
 from api.graphql.parsing import only_reads
 from api.services import auth
 from api.services.callers import Caller
@@ -67,9 +68,16 @@ async def _is_query(connection: HTTPConnection, settings: Settings) -> bool:
         body = json.loads(await connection.body())
     except (ValueError, RecursionError):  # not JSON, or nested past the parser: Strawberry refuses it
         return False
-    return isinstance(body, dict) and only_reads(
-        body.get("query"), body.get("operationName"), settings.graphql_max_tokens
-    )
+    if not isinstance(body, dict):
+        return False
+    query = body.get("query")
+    if query is None:  # named by its hash: the document this process holds under it, if any
+        try:
+            digest = named_digest(body.get("documentId"), body.get("extensions"))
+        except DomainError:
+            return False
+        query = None if digest is None else connection.app.state.documents.peek(digest)
+    return only_reads(query, body.get("operationName"), settings.graphql_max_tokens)
 
 
 OperationSession = Annotated[AsyncSession | None, Depends(get_operation_session, scope="function")]

@@ -1,17 +1,20 @@
 """The ``/graphql`` endpoint: Strawberry's router with our context getter, socket handlers and
 socket sign-in, answering as the GraphQL over HTTP specification asks."""
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter
 from cross_web import HTTPException as StrawberryHTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -19,10 +22,11 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from api import ide
-from api.errors import RateLimited, Unauthenticated
+from api.errors import DomainError, RateLimited, Unauthenticated
 from api.graphql import compiled
 from api.graphql.compiled import GRAPHQL_RESPONSE
 from api.graphql.context import SocketContext, get_context, socket_credentials
+from api.graphql.documents import Documents, named_digest
 from api.graphql.errors import escaped_errors_rendered, refused_by_database, request_error_extensions
 from api.graphql.relay import Relays
 from api.graphql.schema import Schema
@@ -54,7 +58,7 @@ class GraphQLApp(GraphQLRouter[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, schema: Schema, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, schema: Schema, settings: Settings, documents: Documents, **kwargs: Any) -> None:
         super().__init__(
             schema,
             context_getter=get_context,
@@ -71,6 +75,7 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         self.compiled_schema = schema if settings.compiled_reads else None
         self.max_tokens = settings.graphql_max_tokens
         self.metrics_enabled = settings.metrics_enabled
+        self.documents = documents
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Sign the socket in with the credentials of its ``connection_init``; refused ones close it
@@ -98,6 +103,11 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         """GraphiQL, from our own origin when its files are installed (``api.ide``)."""
         return ide.tools(request).graphiql(request)
 
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """As Strawberry's, but not for a GET naming its document by hash instead of sending it."""
+        named = any(request.query_params.get(name) is not None for name in ("documentId", "extensions"))
+        return not named and super().should_render_graphql_ide(request)
+
     async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, str]:
         """Uploads (the GraphQL multipart request specification), from scripts and apps only.
 
@@ -112,6 +122,25 @@ class GraphQLApp(GraphQLRouter[Context, None]):
                 f"{' or '.join(PREFLIGHT_HEADERS)} header (CSRF protection).",
             )
         return await super().parse_multipart(request)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """As Strawberry's, with a ``documentId`` (which it drops) carried in the extensions, where
+        APQ's hash is: ``execute_single`` finds the document named either way."""
+        parsed = await super().parse_http_body(request)
+        if not any(data.query is None for data in (parsed if isinstance(parsed, list) else [parsed])):
+            return parsed
+        if request.method == "GET":
+            given: object = {"documentId": request.query_params.get("documentId")}
+        else:
+            given = self.parse_json(await request.get_body())
+        items = given if isinstance(given, list) else [given]
+        for data, item in zip(parsed if isinstance(parsed, list) else [parsed], items, strict=True):
+            document_id = item.get("documentId") if isinstance(item, dict) else None
+            if data.query is None and document_id is not None:
+                data.extensions = {**(data.extensions or {}), "documentId": document_id}
+        return parsed
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """Also: a request that got no data for database trouble is a 503 (whatever the client
@@ -142,8 +171,16 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        """As Strawberry's, but a mutation sent with GET is 405, as GraphQL over HTTP requires, and a
-        subscription is a 400 that says where subscriptions are served."""
+        """As Strawberry's, for the document the request names if it sends none (trusted documents,
+        APQ), or refused with the reason; a mutation sent with GET is 405, as GraphQL over HTTP
+        requires, and a subscription is a 400 that says where subscriptions are served."""
+        try:
+            request_data = await self._named_document(request_data, context)
+        except DomainError as refusal:
+            return ExecutionResult(
+                data=None,
+                errors=[GraphQLError(refusal.message, extensions=refusal.extensions())],
+            )
         try:
             return await super().execute_single(
                 request, request_adapter, sub_response, context, root_value, request_data
@@ -156,6 +193,17 @@ class GraphQLApp(GraphQLRouter[Context, None]):
                 if request_adapter.method == "GET":
                     raise StrawberryHTTPException(405, exc.reason) from exc
             raise
+
+    async def _named_document(self, request_data: GraphQLRequestData, context: Context) -> GraphQLRequestData:
+        """The request with the text of the document it names, checked against the policy."""
+        extensions = request_data.extensions or {}
+        digest = named_digest(extensions.get("documentId"), extensions)
+        try:
+            caller = context.caller
+        except Unauthenticated:
+            caller = None  # the operation says so, if it needs someone
+        query = await self.documents.text(context.session, request_data.query, digest, caller)
+        return replace(request_data, query=query)
 
     def decode_json(self, data: str | bytes) -> object:
         """As Strawberry's, with a body that is not UTF-8 or nests too deep for the parser (the

@@ -14,7 +14,7 @@ from api.db.types import utcnow
 from api.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from api.security import secret_digest
 from api.services import users
-from api.services.callers import Caller, require_password_session
+from api.services.callers import ADMIN_SCOPES, Caller, require_password_session
 from api.services.commands import ApiKeyCreate
 
 PREFIX = "sbk_"
@@ -30,10 +30,13 @@ class NewApiKey:
 
 
 async def create_api_key(session: AsyncSession, *, actor: Caller | None, data: ApiKeyCreate) -> NewApiKey:
-    """A new key of the caller's (signed in with a password). The ``admin`` scope needs an admin."""
+    """A new key of the caller's (signed in with a password). The ``admin`` and ``graphql:arbitrary``
+    scopes need an admin."""
     user = require_password_session(actor).user
-    if "admin" in data.scopes and not user.is_admin:
-        raise InvalidInput({"scopes": ["The admin scope is for administrators."]})
+    if ADMIN_SCOPES.intersection(data.scopes) and not user.is_admin:
+        raise InvalidInput(
+            {"scopes": [f"The {' and '.join(sorted(ADMIN_SCOPES))} scopes are for administrators."]}
+        )
     count = await session.scalar(select(func.count()).where(ApiKey.user_id == user.id))
     if (count or 0) >= MAX_KEYS_PER_USER:
         raise Conflict(f"An account may hold at most {MAX_KEYS_PER_USER} API keys; revoke one first.")

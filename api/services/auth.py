@@ -12,7 +12,7 @@ from api.errors import InvalidInput, RefreshTokenReused, ScopeNotGranted, Unauth
 from api.ratelimit import Limit, Limiter, throttle
 from api.security import InvalidToken, decode_access_token, hash_password, verify_password
 from api.services import api_keys, sessions, users
-from api.services.callers import Caller, granted_scopes, require_password_session
+from api.services.callers import ADMIN_SCOPES, Caller, granted_scopes, require_password_session
 from api.services.commands import PasswordChange, UserCreate
 from api.services.sessions import Session
 from api.services.signins import SignIns
@@ -51,7 +51,7 @@ async def login(
     )
     user = await users.authenticate(session, email=email, password=password)
     if set(scopes) - granted_scopes(user):
-        raise ScopeNotGranted("The admin scope is for administrators.")
+        raise ScopeNotGranted(f"The {' and '.join(sorted(ADMIN_SCOPES))} scopes are for administrators.")
     return await sessions.start(session, settings=settings, user=user)
 
 

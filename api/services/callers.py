@@ -16,11 +16,15 @@ from api.errors import Forbidden, Unauthenticated
 from api.services.commands import Scope
 
 SCOPES = frozenset(get_args(Scope))
+# Sending GraphQL documents that are not trusted, where only trusted ones run (``api.graphql.documents``).
+ARBITRARY_DOCUMENTS = "graphql:arbitrary"
+ADMIN_SCOPES = frozenset({"admin", ARBITRARY_DOCUMENTS})
 
 
 def granted_scopes(user: User) -> frozenset[str]:
-    """What a password sign-in of ``user`` may do: every scope, ``admin`` only for an administrator."""
-    return SCOPES if user.is_admin else SCOPES - {"admin"}
+    """What a password sign-in of ``user`` may do: every scope, ``admin`` and ``graphql:arbitrary``
+    only for an administrator."""
+    return SCOPES if user.is_admin else SCOPES - ADMIN_SCOPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,14 @@ class Caller:
 def acts_as_admin(caller: Caller | None) -> bool:
     """Whether ``caller`` may act as an administrator (with the ``admin`` scope, for an API key)."""
     return caller is not None and caller.user.is_admin and caller.allows("admin")
+
+
+def sends_any_document(caller: Caller | None) -> bool:
+    """Whether ``caller`` may send documents that are not trusted: an administrator signed in, or an
+    API key given the ``graphql:arbitrary`` scope."""
+    if caller is None or not caller.user.is_admin:
+        return False
+    return caller.scopes is None or ARBITRARY_DOCUMENTS in caller.scopes
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from api.errors import InvalidInput, field_messages
 Email = Annotated[EmailStr, AfterValidator(str.lower)]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Scope = Literal["users:read", "users:write", "fetch", "admin"]
+Scope = Literal["users:read", "users:write", "fetch", "admin", "graphql:arbitrary"]
 
 T = TypeVar("T")
 

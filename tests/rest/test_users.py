@@ -81,7 +81,7 @@ class TestToken:
             "/api/v1/auth/token",
             data={"username": "root@example.com", "password": PASSWORD, "scope": "admin"},
         )
-        assert granted.json()["scope"] == "admin fetch users:read users:write"
+        assert granted.json()["scope"] == "admin fetch graphql:arbitrary users:read users:write"
 
 
 class TestList:
