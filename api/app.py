@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 bus=bus,
                 pool_size=settings.database_pool_size,
                 max_overflow=settings.database_max_overflow,
+                statement_timeout=settings.graphql_timeout,
             )
         else:
             bus, app.state.database = _bus_of(database), database

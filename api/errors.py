@@ -103,6 +103,17 @@ class QueryTooComplex(DomainError):
         return {"code": self.code, **self.measured}
 
 
+class TimedOut(DomainError):
+    """An operation that ran past the time it has; what it did is rolled back."""
+
+    code = "TIMEOUT"
+    status = 504
+    title = "The operation took too long and was stopped"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The operation ran past its {seconds:g} s and was stopped; nothing it did is kept.")
+
+
 class ServiceUnavailable(DomainError):
     """The database did not answer (refused, dropped, timed out, locked): nothing the client did,
     and worth trying again shortly. ``reason`` is the driver's words, for the log, never for the client."""

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     # What one operation may cost (schema.cost: about one per object it returns), and what one caller
     # (an account, else a client address) may spend in a window of ``graphql_cost_window`` seconds.
     graphql_max_cost: int = Field(default=10_000, ge=1)
+    # Seconds one GraphQL operation over HTTP may run (past them: TIMEOUT, and its transaction rolls
+    # back), and one SQL statement on PostgreSQL. A one-shot fetch is bounded by the FETCH_* limits.
+    graphql_timeout: float = Field(default=10.0, gt=0)
+    # Operations one POST may carry as a JSON array (each runs on its own, in order).
+    graphql_max_batch: int = Field(default=10, ge=1)
     graphql_cost_budget: int = Field(default=1_000_000, ge=1)
     graphql_cost_window: int = Field(default=60, ge=1)
     # Trusted documents: a manifest of the operations the clients may send, by SHA-256 (the JSON

@@ -1,5 +1,6 @@
 """The GraphQL context: what every resolver may reach through ``info.context``."""
 
+import copy
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
 from typing import Protocol, TypeAlias, TypeVar
@@ -12,6 +13,7 @@ from api.errors import Unauthenticated
 from api.fetcher import Fetcher
 from api.jobs import JobRunner
 from api.ratelimit import Limiter
+from api.services import users
 from api.services.callers import Caller
 from api.services.live import Feeds, Shared
 from api.settings import Settings
@@ -56,6 +58,19 @@ class Context(BaseContext):
         if session is not None:
             self._session = session
             self._loaders = Loaders(session, lambda: self.caller)
+
+    async def with_session(self, session: AsyncSession, *, reread: bool) -> "Context":
+        """This context with a session, and loaders, of its own: for one operation of a batch;
+        ``reread``: with the caller's account as it stands now (an operation before it may have
+        written), and refused as signed out once it is gone."""
+        twin = copy.copy(self)
+        twin._session = session
+        twin._loaders = Loaders(session, lambda: twin.caller)
+        if reread and self._caller is not None:
+            twin._caller = await users.as_it_stands(session, self._caller)
+            if twin._caller is None:
+                twin._refusal = Unauthenticated("The account is gone.")
+        return twin
 
     @property
     def session(self) -> AsyncSession:

@@ -37,7 +37,10 @@ class Query:
     )
     fetch: list[FetchResult] = strawberry.field(
         resolver=fetch.fetch_now,
-        description="Fetch the URLs now and wait for every result (not stored).",
+        description=(
+            "Fetch the URLs now and wait for every result (not stored). Bounded by the fetch limits "
+            "(time a URL, URLs at once), not by the operation time limit."
+        ),
         directives=cost.FETCH,
     )
 

@@ -115,7 +115,8 @@ async def rolled_back_database(engine: AsyncEngine, bus: Bus) -> AsyncIterator[D
 
 
 @asynccontextmanager
-async def running_app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+async def running_app(settings: Settings, database: Database | None) -> AsyncIterator[FastAPI]:
+    """The app over ``database``, or over one its lifespan opens from ``settings`` (``None``)."""
     app = create_app(settings, database=database)
     async with app.router.lifespan_context(app):
         yield app

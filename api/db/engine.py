@@ -33,15 +33,21 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=5000",
     "PRAGMA synchronous=NORMAL",
 )
-STATEMENT_TIMEOUT_MS = 30_000
+# Seconds one statement may run; the app's engines take GRAPHQL_TIMEOUT, the time one operation has.
+STATEMENT_TIMEOUT = 30.0
 COMPILED_STATEMENTS = 4096  # read_value's statements, least recently used dropped first
 DIRECT_CONNECT_TIMEOUT = 5.0  # seconds for one of read_value's connections to open
-SERVER_SETTINGS = {"statement_timeout": str(STATEMENT_TIMEOUT_MS), "timezone": "UTC"}
+
+
+def server_settings(statement_timeout: float) -> dict[str, str]:
+    return {"statement_timeout": str(round(statement_timeout * 1000)), "timezone": "UTC"}
+
+
 # read_value's statements are planned once per connection: each compiled read is built for the
 # arguments a request gives (``api.services.reads``), so its generic plan is as good as one made for
 # the request's values, and PostgreSQL's default would make such a plan anew for each execution (it
 # judges the generic one by a guess at ``LIMIT $1``).
-DIRECT_SETTINGS = {**SERVER_SETTINGS, "plan_cache_mode": "force_generic_plan"}
+DIRECT_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 READ_ONLY = "switchboard_read_only"
 T = TypeVar("T")
 
@@ -56,13 +62,15 @@ def normalize_url(raw: str) -> URL:
     return url
 
 
-def create_engine(raw_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+def create_engine(
+    raw_url: str, *, pool_size: int = 10, max_overflow: int = 10, statement_timeout: float = STATEMENT_TIMEOUT
+) -> AsyncEngine:
     url = normalize_url(raw_url)
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, **measured_pool(url))
         _configure_sqlite(engine)
         return engine
-    connect_args: dict[str, Any] = {"server_settings": SERVER_SETTINGS}
+    connect_args: dict[str, Any] = {"server_settings": server_settings(statement_timeout)}
     engine = create_async_engine(
         url,
         pool_size=pool_size,
@@ -232,6 +240,7 @@ class Database:
         # the sign-in cache of each app using this database.
         self.listeners: list[Callable[[Any], None]] = []
         self.direct_pool_size = 10
+        self.statement_timeout = STATEMENT_TIMEOUT  # read_value's, as its engine's
         self._direct: asyncpg.Pool[Any] | None = None  # read_value's, opened on first use
         self._direct_turns: asyncio.Semaphore | None = None  # its connections, taken in arrival order
         self._opening = asyncio.Lock()
@@ -241,9 +250,19 @@ class Database:
 
     @classmethod
     def from_url(
-        cls, raw_url: str, *, bus: Publisher | None = None, pool_size: int = 10, max_overflow: int = 10
+        cls,
+        raw_url: str,
+        *,
+        bus: Publisher | None = None,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        statement_timeout: float = STATEMENT_TIMEOUT,
     ) -> "Database":
-        database = cls.of(create_engine(raw_url, pool_size=pool_size, max_overflow=max_overflow), bus=bus)
+        engine = create_engine(
+            raw_url, pool_size=pool_size, max_overflow=max_overflow, statement_timeout=statement_timeout
+        )
+        database = cls.of(engine, bus=bus)
+        database.statement_timeout = statement_timeout
         # As large as the engine's pool, beside it: on a worker that mostly reads, the compiled reads
         # are most of its statements. A worker may then hold 2 * pool_size + max_overflow connections.
         database.direct_pool_size = pool_size
@@ -344,7 +363,7 @@ class Database:
                     min_size=1,
                     max_size=self.direct_pool_size,
                     timeout=DIRECT_CONNECT_TIMEOUT,
-                    server_settings=DIRECT_SETTINGS,
+                    server_settings={**server_settings(self.statement_timeout), **DIRECT_SETTINGS},
                     reset=_kept_as_is,
                 )
                 self._direct_turns = asyncio.Semaphore(self.direct_pool_size)

@@ -12,7 +12,15 @@ from collections.abc import Iterator
 from contextlib import suppress
 from functools import lru_cache
 
-from graphql import DocumentNode, GraphQLError, OperationType, get_operation_ast, parse
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+    parse,
+)
 from strawberry.extensions import SchemaExtension
 
 CACHE_SIZE = 512
@@ -23,16 +31,28 @@ def parsed(query: str, max_tokens: int) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
 
-def operation_type(query: object, operation_name: object, max_tokens: int) -> OperationType | None:
-    """What a request's operation is (query, mutation, subscription); ``None`` for a document that
-    does not parse or has no such operation, which Strawberry's own parse reports."""
+def _operation(query: object, operation_name: object, max_tokens: int) -> OperationDefinitionNode | None:
+    """A request's operation; ``None`` for a document that does not parse or has no such
+    operation, which Strawberry's own parse reports."""
     if not isinstance(query, str) or not (operation_name is None or isinstance(operation_name, str)):
         return None
     try:
-        operation = get_operation_ast(parsed(query, max_tokens), operation_name)
+        return get_operation_ast(parsed(query, max_tokens), operation_name)
     except GraphQLError:
         return None
+
+
+def operation_type(query: object, operation_name: object, max_tokens: int) -> OperationType | None:
+    """What a request's operation is (query, mutation, subscription), if it has one."""
+    operation = _operation(query, operation_name, max_tokens)
     return None if operation is None else operation.operation
+
+
+def root_fields(query: object, operation_name: object, max_tokens: int) -> frozenset[str]:
+    """The names of the fields at the root of a request's operation, if it has one."""
+    operation = _operation(query, operation_name, max_tokens)
+    selections = () if operation is None else operation.selection_set.selections
+    return frozenset(node.name.value for node in selections if isinstance(node, FieldNode))
 
 
 def only_reads(query: object, operation_name: object, max_tokens: int) -> bool:

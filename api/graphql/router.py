@@ -1,6 +1,7 @@
 """The ``/graphql`` endpoint: Strawberry's router with our context getter, socket handlers and
 socket sign-in, answering as the GraphQL over HTTP specification asks."""
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
@@ -22,12 +23,14 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from api import ide
-from api.errors import DomainError, RateLimited, Unauthenticated
+from api.deps import API_KEY_HEADER
+from api.errors import DomainError, RateLimited, TimedOut, Unauthenticated
 from api.graphql import compiled
 from api.graphql.compiled import GRAPHQL_RESPONSE
 from api.graphql.context import SocketContext, get_context, socket_credentials
 from api.graphql.documents import Documents, named_digest
 from api.graphql.errors import escaped_errors_rendered, refused_by_database, request_error_extensions
+from api.graphql.parsing import only_reads, root_fields
 from api.graphql.relay import Relays
 from api.graphql.schema import Schema
 from api.graphql.sockets import LegacyWSHandler, TransportWSHandler
@@ -35,6 +38,7 @@ from api.services import auth
 from api.settings import Settings
 from resolvers.context import Context
 
+FETCH_NOW = "fetch"  # the root field that fetches URLs while the request waits
 NO_PAYLOAD = cast(UnsetType, UNSET)  # a connection_ack without a payload
 PREFLIGHT_HEADERS = ("GraphQL-Require-Preflight", "Apollo-Require-Preflight", "X-Apollo-Operation-Name")
 SUBSCRIPTIONS_ELSEWHERE = (
@@ -76,6 +80,8 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         self.max_tokens = settings.graphql_max_tokens
         self.metrics_enabled = settings.metrics_enabled
         self.documents = documents
+        self.max_batch = settings.graphql_max_batch
+        self.timeout = settings.graphql_timeout
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Sign the socket in with the credentials of its ``connection_init``; refused ones close it
@@ -128,6 +134,12 @@ class GraphQLApp(GraphQLRouter[Context, None]):
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
         """As Strawberry's, with a ``documentId`` (which it drops) carried in the extensions, where
         APQ's hash is: ``execute_single`` finds the document named either way."""
+        if request.method == "POST" and (await request.get_body()).lstrip()[:1] == b"[":
+            batch = self.parse_json(await request.get_body())
+            if isinstance(batch, list) and len(batch) > self.max_batch:
+                raise StrawberryHTTPException(
+                    400, f"A batch holds at most {self.max_batch} operations; this one has {len(batch)}."
+                )
         parsed = await super().parse_http_body(request)
         if not any(data.query is None for data in (parsed if isinstance(parsed, list) else [parsed])):
             return parsed
@@ -145,7 +157,7 @@ class GraphQLApp(GraphQLRouter[Context, None]):
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """Also: a request that got no data for database trouble is a 503 (whatever the client
         accepts), told once to the database's ``Outage``; one refused as a whole for its caller's
-        spending is a 429."""
+        spending is a 429, one stopped for its time a 504."""
         if result.errors:
             result.errors = escaped_errors_rendered(result.errors)
             if (down := refused_by_database(result.errors)) is not None:
@@ -155,12 +167,53 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         body = await super().process_result(request, result)
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
             request.state.graphql_request_error = True
-            limited = [e.original_error for e in result.errors if isinstance(e.original_error, RateLimited)]
-            if limited:
-                request.state.graphql_rate_limited = limited[0]
+            stopped = [
+                e.original_error
+                for e in result.errors
+                if isinstance(e.original_error, RateLimited | TimedOut)
+            ]
+            if stopped:
+                request.state.graphql_stopped = stopped[0]
             if _accepts_graphql_response(request):
                 body.pop("data", None)
         return body
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        """As Strawberry's, but the operations of a batch run one after the other, in order (its
+        mutations too), each with a session and loaders of its own, committed or rolled back on
+        its own: one failing takes nothing from the others."""
+        if not isinstance(request_data, list):
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        request.state.graphql_batch = True
+        database = request.app.state.database
+        results = []
+        keyed = API_KEY_HEADER in request.headers  # its use is written down
+        wrote = False
+        for data in request_data:
+            reads = only_reads(data.query, data.operation_name, self.max_tokens)
+            async with database.session(read_only=reads and not keyed) as session:
+                own = await context.with_session(session, reread=wrote)
+                try:
+                    result = await self.execute_single(
+                        request, request_adapter, sub_response, own, root_value, data
+                    )
+                except StrawberryHTTPException as exc:
+                    result = ExecutionResult(
+                        data=None, errors=[GraphQLError(exc.reason, extensions=request_error_extensions())]
+                    )
+            results.append(result)
+            wrote = wrote or not reads
+        return results
 
     async def execute_single(
         self,
@@ -172,8 +225,10 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
         """As Strawberry's, for the document the request names if it sends none (trusted documents,
-        APQ), or refused with the reason; a mutation sent with GET is 405, as GraphQL over HTTP
-        requires, and a subscription is a 400 that says where subscriptions are served."""
+        APQ), or refused with the reason; within ``GRAPHQL_TIMEOUT`` (but a one-shot ``fetch``, which
+        the fetch limits bound), past which it stops with ``TIMEOUT`` and rolls back; a mutation sent
+        with GET is 405, as GraphQL over HTTP requires, and a subscription is a 400 that says where
+        subscriptions are served."""
         try:
             request_data = await self._named_document(request_data, context)
         except DomainError as refusal:
@@ -181,9 +236,23 @@ class GraphQLApp(GraphQLRouter[Context, None]):
                 data=None,
                 errors=[GraphQLError(refusal.message, extensions=refusal.extensions())],
             )
+        exempt = FETCH_NOW in root_fields(request_data.query, request_data.operation_name, self.max_tokens)
+        deadline = asyncio.timeout(None if exempt else self.timeout)
         try:
-            return await super().execute_single(
-                request, request_adapter, sub_response, context, root_value, request_data
+            async with deadline:
+                return await super().execute_single(
+                    request, request_adapter, sub_response, context, root_value, request_data
+                )
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            await context.session.rollback()  # what it wrote so far, if anything
+            stopped = TimedOut(self.timeout)
+            return ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(stopped.message, original_error=stopped, extensions=stopped.extensions())
+                ],
             )
         except StrawberryHTTPException as exc:
             refused = exc.__cause__
@@ -241,6 +310,8 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         except StrawberryHTTPException as exc:
             body = {"errors": [{"message": exc.reason, "extensions": request_error_extensions()}]}
             return JSONResponse(body, status_code=exc.status_code)
+        state = request.state if isinstance(request, Request) else None
+        batch = getattr(state, "graphql_batch", False)  # each operation's errors are in its own result
         if (
             isinstance(response, Response)
             and response.media_type == "application/json"
@@ -248,12 +319,12 @@ class GraphQLApp(GraphQLRouter[Context, None]):
             and _accepts_graphql_response(request)
         ):
             response.headers["content-type"] = GRAPHQL_RESPONSE
-            if getattr(request.state, "graphql_request_error", False):
+            if getattr(state, "graphql_request_error", False) and not batch:
                 response.status_code = 400
-        state = request.state if isinstance(request, Request) else None
         # Whatever the client accepts: Retry-After means something only beside these statuses.
-        waiting = getattr(state, "graphql_unavailable", None) or getattr(state, "graphql_rate_limited", None)
-        if isinstance(response, Response) and waiting is not None:
-            response.status_code = waiting.status
-            response.headers["Retry-After"] = str(waiting.retry_after)
+        stopped = getattr(state, "graphql_unavailable", None) or getattr(state, "graphql_stopped", None)
+        if isinstance(response, Response) and stopped is not None and not batch:
+            response.status_code = stopped.status
+            if (retry_after := getattr(stopped, "retry_after", None)) is not None:
+                response.headers["Retry-After"] = str(retry_after)
         return response

@@ -85,7 +85,10 @@ def build_schema(settings: Settings) -> Schema:
         types=NODE_TYPES,
         extensions=extensions,
         execution_context_class=LeafShortcutExecutor,
-        config=StrawberryConfig(disable_field_suggestions=settings.is_production),
+        config=StrawberryConfig(
+            disable_field_suggestions=settings.is_production,
+            batching_config={"max_operations": settings.graphql_max_batch},
+        ),
     )
     schema.validated = validated
     schema.plans = Plans(schema._schema)

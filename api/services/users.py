@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal, or_, select
@@ -163,6 +164,13 @@ async def own_row(session: AsyncSession, caller: Caller) -> User:
     if user is None:
         raise Unauthenticated()
     return user
+
+
+async def as_it_stands(session: AsyncSession, caller: Caller) -> Caller | None:
+    """The caller with its account as ``session`` reads it now (an earlier operation of the same
+    request may have changed it); ``None`` once the account is gone or closed."""
+    user = await session.get(User, caller.user.id)
+    return None if user is None or not user.is_active else replace(caller, user=user)
 
 
 async def update_me(session: AsyncSession, *, actor: Caller | None, data: UserSelfUpdate) -> User:

@@ -61,6 +61,10 @@ async def test_trusted_documents_run_by_id_beside_arbitrary_ones(database: Datab
         got = await client.get("/graphql", params={"documentId": sha(ME)}, headers=headers)
         assert got.json() == {"data": {"me": {"email": "trusting@example.com"}}}
         assert "errors" not in await ask(client, {"query": OTHER}, headers)  # arbitrary ones too
+        batch = await client.post(
+            "/graphql", json=[{"query": OTHER}, {"documentId": sha(ME)}], headers=headers
+        )
+        assert batch.json()[1] == {"data": {"me": {"email": "trusting@example.com"}}}
         assert codes(await ask(client, {"documentId": sha(OTHER)}, headers)) == ["PERSISTED_QUERY_NOT_FOUND"]
         assert codes(await ask(client, {"documentId": "me"}, headers)) == ["BAD_REQUEST"]
         strict = await client.post(
