@@ -203,6 +203,18 @@ class SocketContext(Context):
     def sign_in(self, caller: Caller | None) -> None:
         self._caller = caller
 
+    async def sign_in_with(self, bearer: str | None, api_key: str | None) -> None:
+        """Sign in with a bearer token or an API key, if given (``Unauthenticated`` for ones that do
+        not hold); without either, the stream may still run what needs no one."""
+        if bearer is None and api_key is None:
+            return
+        # An API key's use may be written down (``last_used_at``); a token only reads.
+        async with self.database.session(read_only=api_key is None) as session:
+            caller = await auth.identify(
+                session, settings=self.settings, signins=self.signins, bearer=bearer, api_key=api_key
+            )
+        self.sign_in(caller)
+
     def detached(self, caller: Caller) -> "SocketContext":
         """A context of the same app with no socket, signed in as ``caller`` (a subscription's
         relay, ``api.graphql.relay``, runs in one)."""

@@ -17,14 +17,15 @@ import json
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import DomainError, Forbidden
+from api.errors import DomainError, Forbidden, Unauthenticated
 from api.services.callers import Caller, sends_any_document
 from api.services.documents import store_document, stored_document
 from api.settings import Settings
+from resolvers.context import Context
 
 Policy = Literal["off", "allowed-and-arbitrary", "allowed-only"]
 DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -118,6 +119,19 @@ class Documents:
         except DomainError:
             return None
         return found
+
+    async def resolve(
+        self, query: str | None, extensions: dict[str, Any] | None, context: Context
+    ) -> str | None:
+        """The text a request runs, from what it sent (``text``), for the operation's caller and on
+        its session; the document id of our ``documentId`` rides in the extensions, as APQ's hash."""
+        given = extensions or {}
+        digest = named_digest(given.get("documentId"), given)
+        try:
+            caller = context.caller
+        except Unauthenticated:
+            caller = None  # the operation says so, if it needs someone
+        return await self.text(context.session, query, digest, caller)
 
     async def text(
         self, session: AsyncSession, query: str | None, digest: str | None, caller: Caller | None

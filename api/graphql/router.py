@@ -28,13 +28,12 @@ from api.errors import DomainError, RateLimited, TimedOut, Unauthenticated
 from api.graphql import compiled
 from api.graphql.compiled import GRAPHQL_RESPONSE
 from api.graphql.context import SocketContext, get_context, socket_credentials
-from api.graphql.documents import Documents, named_digest
+from api.graphql.documents import Documents
 from api.graphql.errors import escaped_errors_rendered, refused_by_database, request_error_extensions
 from api.graphql.parsing import only_reads, root_fields
 from api.graphql.relay import Relays
 from api.graphql.schema import Schema
 from api.graphql.sockets import LegacyWSHandler, TransportWSHandler
-from api.services import auth
 from api.settings import Settings
 from resolvers.context import Context
 
@@ -89,20 +88,9 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         assert isinstance(context, SocketContext)
         try:
             bearer, api_key = socket_credentials(context.connection_params or {}, context.handshake)
-            if bearer is None and api_key is None:
-                return NO_PAYLOAD
-            # An API key's use may be written down (``last_used_at``); a token only reads.
-            async with context.database.session(read_only=api_key is None) as session:
-                caller = await auth.identify(
-                    session,
-                    settings=context.settings,
-                    signins=context.signins,
-                    bearer=bearer,
-                    api_key=api_key,
-                )
+            await context.sign_in_with(bearer, api_key)
         except Unauthenticated as exc:
             raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None
-        context.sign_in(caller)
         return NO_PAYLOAD
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
@@ -265,13 +253,7 @@ class GraphQLApp(GraphQLRouter[Context, None]):
 
     async def _named_document(self, request_data: GraphQLRequestData, context: Context) -> GraphQLRequestData:
         """The request with the text of the document it names, checked against the policy."""
-        extensions = request_data.extensions or {}
-        digest = named_digest(extensions.get("documentId"), extensions)
-        try:
-            caller = context.caller
-        except Unauthenticated:
-            caller = None  # the operation says so, if it needs someone
-        query = await self.documents.text(context.session, request_data.query, digest, caller)
+        query = await self.documents.resolve(request_data.query, request_data.extensions, context)
         return replace(request_data, query=query)
 
     def decode_json(self, data: str | bytes) -> object:
