@@ -12,7 +12,7 @@ DEV := $(VENV)/.dev-$(call checksum,$(LOCKS)/bootstrap.lock $(LOCKS)/dev.lock py
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-input
 FAILED := { echo "make: the install failed (the lines above say why); check that PyPI is reachable, then run 'make clean' and try again" >&2; exit 1; }
 
-.PHONY: run install install-dev migrate ide test lint bench schema lock clean
+.PHONY: run install install-dev migrate ide sse-client test lint bench schema lock clean
 
 run: migrate ide  ## Serve on http://$(HOST):$(PORT) (GraphiQL at /graphql, Swagger UI at /docs)
 	$(BIN)/switchboard serve --host $(HOST) --port $(PORT)
@@ -60,7 +60,15 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint ide  ## Lint, type-check and run the suite (PostgreSQL too when SWITCHBOARD_TEST_POSTGRES_URL is set)
+# The graphql-sse protocol's own client, which the SSE tests run (they skip, saying so, without npm).
+SSE_CLIENT := tests/sse_client
+sse-client: $(SSE_CLIENT)/node_modules/.package-lock.json
+$(SSE_CLIENT)/node_modules/.package-lock.json: $(SSE_CLIENT)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then echo "make: npm not found, so the graphql-sse client tests will skip"; \
+	elif npm ci --prefix $(SSE_CLIENT) --ignore-scripts --no-audit --no-fund --loglevel=error; then touch $@; \
+	else echo "make: npm ci failed (above), so the graphql-sse client tests will skip"; fi
+
+test: lint ide sse-client  ## Lint, type-check and run the suite (PostgreSQL too when SWITCHBOARD_TEST_POSTGRES_URL is set)
 	$(BIN)/pytest
 
 schema: install  ## Rewrite the committed contracts (schema/schema.graphql, openapi.json) from the code
@@ -84,4 +92,4 @@ lock:  ## Re-resolve the three locks in requirements/ from pyproject.toml (needs
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(IDE)/node_modules
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(IDE)/node_modules $(SSE_CLIENT)/node_modules

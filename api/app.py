@@ -12,6 +12,7 @@ from api import ide, rest
 from api.bus import Bus, bus_for
 from api.db.engine import Database, normalize_url
 from api.fetcher import Fetcher, fetch_limits, outbound_client
+from api.graphql import sse
 from api.graphql.compiled import CompiledReads
 from api.graphql.documents import Documents
 from api.graphql.router import GraphQLApp
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             try:
                 yield
             finally:
+                app.state.sse_reservations.close()
                 await app.state.relays.close()
                 await app.state.jobs.close()
                 app.state.database.listeners.remove(app.state.signins.hear)
@@ -132,6 +134,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         raise SystemExit(f"switchboard: refusing to start: {exc}") from None
     graphql = GraphQLApp(build_schema(settings), settings, app.state.documents)
     app.state.relays = graphql.relays  # the subscriptions its sockets follow, as tests count them
+    app.state.graphql_schema = graphql.schema
+    app.state.sse_reservations = sse.Reservations()
+    app.include_router(sse.router)
     app.include_router(graphql, prefix="/graphql")
     install_error_handlers(app)
 

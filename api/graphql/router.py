@@ -42,7 +42,7 @@ NO_PAYLOAD = cast(UnsetType, UNSET)  # a connection_ack without a payload
 PREFLIGHT_HEADERS = ("GraphQL-Require-Preflight", "Apollo-Require-Preflight", "X-Apollo-Operation-Name")
 SUBSCRIPTIONS_ELSEWHERE = (
     "Subscriptions are served over WebSocket (graphql-transport-ws or graphql-ws on this path) and "
-    "as Server-Sent Events (GET /api/v1/fetch-jobs/{id}/events), not over plain HTTP."
+    "as Server-Sent Events (graphql-sse at /graphql/stream), not over plain HTTP."
 )
 
 
