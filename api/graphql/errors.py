@@ -15,7 +15,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
-from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types import ExecutionResult
 
 from api.db.outages import unavailable
 from api.errors import (
@@ -54,16 +54,14 @@ def is_unexpected(error: GraphQLError) -> bool:
     return error.path is not None or not error.nodes
 
 
-def _extensions(
-    error: GraphQLError, execution_context: ExecutionContext, validation_errors: list[GraphQLError]
-) -> dict[str, Any]:
+def _extensions(error: GraphQLError, parsed: bool, validation_errors: list[GraphQLError]) -> dict[str, Any]:
     cause = error.original_error
     if isinstance(cause, InvalidInput):
         fields = {".".join(_camel(p) for p in k.split(".")): v for k, v in cause.fields.items()}
         return {**cause.extensions(), "fields": fields}
     if isinstance(cause, DomainError):
         return cause.extensions()
-    if execution_context.graphql_document is None:
+    if not parsed:
         too_long = token_limit_passed(error.message)
         return {"code": PARSE_FAILED} if too_long is None else too_long.extensions()
     if error in validation_errors:
@@ -72,13 +70,16 @@ def _extensions(
 
 
 def render_error(
-    error: GraphQLError, execution_context: ExecutionContext, validation_errors: list[GraphQLError]
+    error: GraphQLError, *, parsed: bool = True, validation_errors: list[GraphQLError] | None = None
 ) -> GraphQLError:
+    """``error`` as the client sees it; ``parsed``: whether its document parsed, and
+    ``validation_errors``: what validating it found (the errors of a later payload of ``@defer``
+    or ``@stream`` come from resolvers, with neither)."""
     if (down := _unavailable(error)) is not None:
         return _refused(error, down)
     if is_unexpected(error):
         return _masked(error)
-    extensions = {**(error.extensions or {}), **_extensions(error, execution_context, validation_errors)}
+    extensions = {**(error.extensions or {}), **_extensions(error, parsed, validation_errors or [])}
     return GraphQLError(
         error.message,
         nodes=error.nodes,
@@ -117,7 +118,10 @@ class ErrorRendering(SchemaExtension):
         yield
 
     async def _settle(self, result: Any, *, commit: bool = False) -> None:
-        """``result``: graphql-core's or Strawberry's execution result (both have ``errors``)."""
+        """``result``: graphql-core's or Strawberry's execution result (both have ``errors``), or the
+        results of ``@defer`` and ``@stream``, whose first part is settled here (the router renders
+        the errors of the later ones, ``render_later``)."""
+        result = getattr(result, "initial_result", result)
         if result is None:
             return
         session = getattr(self.execution_context.context, "session", None)
@@ -133,9 +137,19 @@ class ErrorRendering(SchemaExtension):
                 failure = GraphQLError(str(exc), original_error=exc)
                 log_unexpected([failure])
                 result.errors.append(failure)
+        parsed = self.execution_context.graphql_document is not None
         result.errors = [
-            render_error(e, self.execution_context, self.validation_errors) for e in result.errors
+            render_error(e, parsed=parsed, validation_errors=self.validation_errors) for e in result.errors
         ]
+
+
+def render_later(errors: list[GraphQLError] | None) -> list[GraphQLError] | None:
+    """The errors of a later payload of ``@defer`` or ``@stream``, rendered (and a bug's logged)
+    as the operation's first ones are."""
+    if not errors:
+        return errors
+    log_unexpected(errors)
+    return [render_error(error) for error in errors]
 
 
 def escaped_errors_rendered(errors: list[GraphQLError]) -> list[GraphQLError]:

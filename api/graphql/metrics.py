@@ -96,7 +96,7 @@ class OperationMetrics(SchemaExtension):
         kind = self._type()
         code = self.error_code
         if code is None:
-            result = context.result
+            result = getattr(context.result, "initial_result", context.result)  # of @defer: its first part
             code = _code(result.errors[0]) if result is not None and result.errors else NO_ERROR
         record(kind, context.operation_name, code, elapsed)
 

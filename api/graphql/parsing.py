@@ -13,13 +13,16 @@ from contextlib import suppress
 from functools import lru_cache
 
 from graphql import (
+    DirectiveNode,
     DocumentNode,
     FieldNode,
     GraphQLError,
     OperationDefinitionNode,
     OperationType,
+    Visitor,
     get_operation_ast,
     parse,
+    visit,
 )
 from strawberry.extensions import SchemaExtension
 
@@ -53,6 +56,28 @@ def root_fields(query: object, operation_name: object, max_tokens: int) -> froze
     operation = _operation(query, operation_name, max_tokens)
     selections = () if operation is None else operation.selection_set.selections
     return frozenset(node.name.value for node in selections if isinstance(node, FieldNode))
+
+
+INCREMENTAL = frozenset({"defer", "stream"})
+
+
+def uses_incremental_delivery(query: object, max_tokens: int) -> bool:
+    """Whether a request's document asks for ``@defer`` or ``@stream`` anywhere."""
+    if not isinstance(query, str) or "@" not in query:
+        return False
+    try:
+        document = parsed(query, max_tokens)
+    except GraphQLError:
+        return False
+    found = False
+
+    class Finder(Visitor):
+        def enter_directive(self, node: DirectiveNode, *_: object) -> None:
+            nonlocal found
+            found = found or node.name.value in INCREMENTAL
+
+    visit(document, Finder())
+    return found
 
 
 def only_reads(query: object, operation_name: object, max_tokens: int) -> bool:

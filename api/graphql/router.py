@@ -2,6 +2,8 @@
 socket sign-in, answering as the GraphQL over HTTP specification asks."""
 
 import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
@@ -9,6 +11,7 @@ from typing import Any, cast
 from cross_web import AsyncHTTPRequestAdapter
 from cross_web import HTTPException as StrawberryHTTPException
 from graphql import GraphQLError
+from graphql.execution import ExperimentalIncrementalExecutionResults, SubsequentIncrementalExecutionResult
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
@@ -29,8 +32,13 @@ from api.graphql import compiled
 from api.graphql.compiled import GRAPHQL_RESPONSE
 from api.graphql.context import SocketContext, get_context, socket_credentials
 from api.graphql.documents import Documents
-from api.graphql.errors import escaped_errors_rendered, refused_by_database, request_error_extensions
-from api.graphql.parsing import only_reads, root_fields
+from api.graphql.errors import (
+    escaped_errors_rendered,
+    refused_by_database,
+    render_later,
+    request_error_extensions,
+)
+from api.graphql.parsing import only_reads, root_fields, uses_incremental_delivery
 from api.graphql.relay import Relays
 from api.graphql.schema import Schema
 from api.graphql.sockets import LegacyWSHandler, TransportWSHandler
@@ -38,6 +46,7 @@ from api.settings import Settings
 from resolvers.context import Context
 
 FETCH_NOW = "fetch"  # the root field that fetches URLs while the request waits
+MULTIPART = "multipart/mixed"
 NO_PAYLOAD = cast(UnsetType, UNSET)  # a connection_ack without a payload
 PREFLIGHT_HEADERS = ("GraphQL-Require-Preflight", "Apollo-Require-Preflight", "X-Apollo-Operation-Name")
 SUBSCRIPTIONS_ELSEWHERE = (
@@ -48,6 +57,34 @@ SUBSCRIPTIONS_ELSEWHERE = (
 
 def _accepts_graphql_response(request: Request) -> bool:
     return GRAPHQL_RESPONSE in request.headers.get("accept", "")
+
+
+class IncrementalNotAccepted(DomainError):
+    status = 406
+    title = (
+        "The operation uses @defer or @stream, whose results come in parts: send "
+        "Accept: multipart/mixed to receive them."
+    )
+
+
+async def _rendered(
+    parts: AsyncGenerator[SubsequentIncrementalExecutionResult, None], session: AsyncExitStack
+) -> AsyncGenerator[SubsequentIncrementalExecutionResult, None]:
+    """The later parts of an operation's results, their errors rendered as its first ones are; its
+    session ends (committed, or rolled back on a failure) with the last of them, or when the client
+    goes away."""
+    try:
+        async for part in parts:
+            for piece in (*(part.incremental or ()), *(part.completed or ())):
+                piece.errors = render_later(piece.errors)
+            yield part
+    except BaseException as exc:
+        await session.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        await session.aclose()
+    finally:
+        await parts.aclose()
 
 
 class GraphQLApp(GraphQLRouter[Context, None]):
@@ -145,7 +182,8 @@ class GraphQLApp(GraphQLRouter[Context, None]):
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """Also: a request that got no data for database trouble is a 503 (whatever the client
         accepts), told once to the database's ``Outage``; one refused as a whole for its caller's
-        spending is a 429, one stopped for its time a 504."""
+        spending is a 429, one stopped for its time a 504, one whose parts the client would not
+        take a 406."""
         if result.errors:
             result.errors = escaped_errors_rendered(result.errors)
             if (down := refused_by_database(result.errors)) is not None:
@@ -158,7 +196,7 @@ class GraphQLApp(GraphQLRouter[Context, None]):
             stopped = [
                 e.original_error
                 for e in result.errors
-                if isinstance(e.original_error, RateLimited | TimedOut)
+                if isinstance(e.original_error, RateLimited | TimedOut | IncrementalNotAccepted)
             ]
             if stopped:
                 request.state.graphql_stopped = stopped[0]
@@ -183,6 +221,7 @@ class GraphQLApp(GraphQLRouter[Context, None]):
                 request, request_adapter, request_data, context, root_value, sub_response
             )
         request.state.graphql_batch = True
+        await context.session.commit()  # the sign-in's, before each operation takes a session of its own
         database = request.app.state.database
         results = []
         keyed = API_KEY_HEADER in request.headers  # its use is written down
@@ -224,32 +263,53 @@ class GraphQLApp(GraphQLRouter[Context, None]):
                 data=None,
                 errors=[GraphQLError(refusal.message, extensions=refusal.extensions())],
             )
+        incremental = uses_incremental_delivery(request_data.query, self.max_tokens)
+        if incremental and MULTIPART not in request.headers.get("accept", ""):
+            unaccepted = IncrementalNotAccepted()
+            error = GraphQLError(
+                unaccepted.message, original_error=unaccepted, extensions=unaccepted.extensions()
+            )
+            return ExecutionResult(data=None, errors=[error])
+        later = AsyncExitStack() if incremental else None
+        if later is not None:
+            # Its later parts run once this has returned, when the request's session has ended: they
+            # get a session of their own, ended when the last of them has been sent.
+            reads = only_reads(request_data.query, request_data.operation_name, self.max_tokens)
+            # The sign-in's session is done with: on SQLite, two writers of one request would wait
+            # for each other.
+            await context.session.commit()
+            own = await later.enter_async_context(request.app.state.database.session(read_only=reads))
+            context = await context.with_session(own, reread=False)
         exempt = FETCH_NOW in root_fields(request_data.query, request_data.operation_name, self.max_tokens)
         deadline = asyncio.timeout(None if exempt else self.timeout)
         try:
             async with deadline:
-                return await super().execute_single(
+                result = await super().execute_single(
                     request, request_adapter, sub_response, context, root_value, request_data
                 )
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            await context.session.rollback()  # what it wrote so far, if anything
-            stopped = TimedOut(self.timeout)
-            return ExecutionResult(
-                data=None,
-                errors=[
-                    GraphQLError(stopped.message, original_error=stopped, extensions=stopped.extensions())
-                ],
-            )
-        except StrawberryHTTPException as exc:
+        except BaseException as exc:
+            if later is not None:  # rolled back: the refusal or failure leaves nothing behind
+                await later.__aexit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                if later is None:
+                    await context.session.rollback()  # what it wrote so far, if anything
+                stopped = TimedOut(self.timeout)
+                error = GraphQLError(stopped.message, original_error=stopped, extensions=stopped.extensions())
+                return ExecutionResult(data=None, errors=[error])
             refused = exc.__cause__
-            if isinstance(refused, InvalidOperationTypeError):
+            if isinstance(exc, StrawberryHTTPException) and isinstance(refused, InvalidOperationTypeError):
                 if refused.operation_type is OperationType.SUBSCRIPTION:
                     raise StrawberryHTTPException(400, SUBSCRIPTIONS_ELSEWHERE) from exc
                 if request_adapter.method == "GET":
                     raise StrawberryHTTPException(405, exc.reason) from exc
             raise
+        if later is None:
+            return result
+        if not isinstance(result, ExperimentalIncrementalExecutionResults):
+            await later.aclose()
+            return result
+        later_parts = _rendered(result.subsequent_results, later)
+        return result._replace(subsequent_results=later_parts)
 
     async def _named_document(self, request_data: GraphQLRequestData, context: Context) -> GraphQLRequestData:
         """The request with the text of the document it names, checked against the policy."""

@@ -88,6 +88,7 @@ def build_schema(settings: Settings) -> Schema:
         config=StrawberryConfig(
             disable_field_suggestions=settings.is_production,
             batching_config={"max_operations": settings.graphql_max_batch},
+            enable_experimental_incremental_execution=True,
         ),
     )
     schema.validated = validated
