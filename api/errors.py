@@ -104,14 +104,18 @@ class QueryTooComplex(DomainError):
 
 
 class TimedOut(DomainError):
-    """An operation that ran past the time it has; what it did is rolled back."""
+    """An operation that ran past the time it has; what it had not committed is rolled back (a
+    password change, say, commits what came before it as it begins to hash)."""
 
     code = "TIMEOUT"
     status = 504
     title = "The operation took too long and was stopped"
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(f"The operation ran past its {seconds:g} s and was stopped; nothing it did is kept.")
+        super().__init__(
+            f"The operation ran past its {seconds:g} s and was stopped; "
+            "what it had not committed is rolled back."
+        )
 
 
 class ServiceUnavailable(DomainError):

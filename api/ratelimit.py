@@ -70,7 +70,7 @@ class MemoryLimiter:
             start, hits = now, 0
         over = hits + amount > limit.hits
         if not (over and refuse):
-            self._windows[key] = (start, hits + amount)
+            self._windows[key] = (start, max(hits + amount, 0))  # given back: never below nothing
         if len(self._windows) > self.max_keys:
             self._forget_expired(now, limit.seconds)
         return start + limit.seconds - now if over else None
@@ -89,8 +89,8 @@ _ADD = text(
     INSERT INTO rate_limit_windows AS w (key, window_start, hits)
     SELECT key, now(), amount FROM unnest(CAST(:keys AS text[]), CAST(:amounts AS int[])) AS t(key, amount)
     ON CONFLICT (key) DO UPDATE SET
-        hits = CASE WHEN w.window_start <= now() - make_interval(secs => :seconds)
-                    THEN excluded.hits ELSE w.hits + excluded.hits END,
+        hits = GREATEST(0, CASE WHEN w.window_start <= now() - make_interval(secs => :seconds)
+                                THEN excluded.hits ELSE w.hits + excluded.hits END),
         window_start = CASE WHEN w.window_start <= now() - make_interval(secs => :seconds)
                             THEN now() ELSE w.window_start END
     RETURNING key, hits, EXTRACT(EPOCH FROM (w.window_start + make_interval(secs => :seconds) - now()))
@@ -167,6 +167,8 @@ class PostgresLimiter:
     async def close(self) -> None:
         if self._settling is not None:
             self._settling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):  # a settling in flight puts back its amounts
+                await self._settling
         with contextlib.suppress(Exception):  # the database may be gone: nothing left to tell it
             await self.settle()
         await self.engine.dispose()

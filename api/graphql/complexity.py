@@ -43,6 +43,9 @@ from schema.cost import Cost, ListSize
 
 # The size of a list nothing declares: the page size a connection has by default.
 DEFAULT_LIST_SIZE = 20
+# Fields of one operation once its fragments are spread: a fragment spread twice in one that is
+# spread twice... doubles them at each level, and measuring (or running) it would never end.
+MAX_FIELDS = 5_000
 CACHE_SIZE = 512
 
 
@@ -59,6 +62,8 @@ class Size:
         value = variables.get(self.variable) if self.variable is not None else None
         if isinstance(value, list):
             return len(value)
+        if isinstance(value, float) and value.is_integer():  # graphql-core takes 100.0 for an Int
+            value = int(value)
         return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else self.fixed
 
 
@@ -91,6 +96,7 @@ class Selection:
 
 @dataclass(frozen=True, slots=True)
 class Measure:
+    fields: int  # fields once every fragment is spread (past MAX_FIELDS, the walk stopped there)
     depth: int  # levels of selection below the root fields (``{ me { id } }``: 1), as Strawberry counted
     aliases: int
     selection: Selection
@@ -107,6 +113,11 @@ class Limits:
 
     def check(self, measure: Measure, variables: Mapping[str, Any] | None) -> int:
         """The operation's cost, or ``QueryTooComplex`` naming the first limit it passes."""
+        if measure.fields > MAX_FIELDS:
+            raise QueryTooComplex(
+                f"The operation asks for more than {MAX_FIELDS} fields once its fragments are spread.",
+                {"maxFields": MAX_FIELDS},
+            )
         if measure.depth > self.max_depth:
             raise QueryTooComplex(
                 f"The operation is {measure.depth} fields deep; at most {self.max_depth} are allowed.",
@@ -184,6 +195,10 @@ class Measures:
         return measure
 
 
+class _TooMany(Exception):
+    """The walk passed ``MAX_FIELDS``: the operation is refused whatever else it holds."""
+
+
 class _Measuring:
     """One walk over a document (validated: its fields exist and its fragments do not cycle)."""
 
@@ -195,6 +210,7 @@ class _Measuring:
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
         self.aliases = 0
+        self.fields = 0
         self.defaults: dict[str, int] = {}  # the operation's variables' integer defaults
 
     def operation(self, name: str | None) -> Measure | None:
@@ -210,8 +226,11 @@ class _Measuring:
             for v in operation.variable_definitions or ()
             if isinstance(v.default_value, IntValueNode)
         }
-        selection, depth = self._selection(root, operation.selection_set, {})
-        return Measure(depth=depth, aliases=self.aliases, selection=selection)
+        try:
+            selection, depth = self._selection(root, operation.selection_set, {})
+        except _TooMany:
+            return Measure(fields=self.fields, depth=0, aliases=self.aliases, selection=Selection(()))
+        return Measure(fields=self.fields, depth=depth, aliases=self.aliases, selection=selection)
 
     def _selection(
         self, parent: GraphQLNamedType, selections: SelectionSetNode, sized: Mapping[str, Size]
@@ -253,6 +272,9 @@ class _Measuring:
     ) -> tuple[Priced | None, int]:
         if node.alias is not None:
             self.aliases += 1
+        self.fields += 1
+        if self.fields > MAX_FIELDS:
+            raise _TooMany
         name = node.name.value
         if name.startswith("__"):
             return None, 0  # introspection, and __typename: free

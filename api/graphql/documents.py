@@ -144,6 +144,7 @@ class Documents:
             return found
         if query is not None:  # a registration, checked by ``_text``
             await store_document(session, digest, query)
+            self._keep(digest, query)
             return query
         stored = await stored_document(session, digest)
         if stored is None:

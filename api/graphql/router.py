@@ -34,6 +34,7 @@ from api.graphql.context import SocketContext, get_context, socket_credentials
 from api.graphql.documents import Documents
 from api.graphql.errors import (
     escaped_errors_rendered,
+    log_unexpected,
     refused_by_database,
     render_later,
     request_error_extensions,
@@ -57,6 +58,19 @@ SUBSCRIPTIONS_ELSEWHERE = (
 
 def _accepts_graphql_response(request: Request) -> bool:
     return GRAPHQL_RESPONSE in request.headers.get("accept", "")
+
+
+_ENTRY_FIELDS = {"query": str, "operationName": str, "variables": dict, "extensions": dict, "documentId": str}
+
+
+def _entry_problem(entry: object) -> str | None:
+    """What is wrong with the shape of one operation of a batch (Strawberry checks a single one's)."""
+    if not isinstance(entry, dict):
+        return "it must be an object."
+    for name, kind in _ENTRY_FIELDS.items():
+        if entry.get(name) is not None and not isinstance(entry[name], kind):
+            return f"its {name} must be of type {kind.__name__}."
+    return None
 
 
 class IncrementalNotAccepted(DomainError):
@@ -165,6 +179,9 @@ class GraphQLApp(GraphQLRouter[Context, None]):
                 raise StrawberryHTTPException(
                     400, f"A batch holds at most {self.max_batch} operations; this one has {len(batch)}."
                 )
+            for number, entry in enumerate(batch if isinstance(batch, list) else [], start=1):
+                if (problem := _entry_problem(entry)) is not None:
+                    raise StrawberryHTTPException(400, f"Operation {number} of the batch: {problem}")
         parsed = await super().parse_http_body(request)
         if not any(data.query is None for data in (parsed if isinstance(parsed, list) else [parsed])):
             return parsed
@@ -228,16 +245,20 @@ class GraphQLApp(GraphQLRouter[Context, None]):
         wrote = False
         for data in request_data:
             reads = only_reads(data.query, data.operation_name, self.max_tokens)
-            async with database.session(read_only=reads and not keyed) as session:
-                own = await context.with_session(session, reread=wrote)
-                try:
-                    result = await self.execute_single(
-                        request, request_adapter, sub_response, own, root_value, data
-                    )
-                except StrawberryHTTPException as exc:
-                    result = ExecutionResult(
-                        data=None, errors=[GraphQLError(exc.reason, extensions=request_error_extensions())]
-                    )
+            try:
+                async with database.session(read_only=reads and not keyed) as session:
+                    own = await context.with_session(session, reread=wrote)
+                    try:
+                        result = await self.execute_single(
+                            request, request_adapter, sub_response, own, root_value, data
+                        )
+                    except StrawberryHTTPException as exc:
+                        error = GraphQLError(exc.reason, extensions=request_error_extensions())
+                        result = ExecutionResult(data=None, errors=[error])
+            except Exception as exc:  # noqa: BLE001 (its commit failed: this entry's error, masked or a 503's)
+                failure = GraphQLError(str(exc), original_error=exc)
+                log_unexpected([failure])
+                result = ExecutionResult(data=None, errors=[failure])
             results.append(result)
             wrote = wrote or not reads
         return results
@@ -280,7 +301,8 @@ class GraphQLApp(GraphQLRouter[Context, None]):
             await context.session.commit()
             own = await later.enter_async_context(request.app.state.database.session(read_only=reads))
             context = await context.with_session(own, reread=False)
-        exempt = FETCH_NOW in root_fields(request_data.query, request_data.operation_name, self.max_tokens)
+        roots = root_fields(request_data.query, request_data.operation_name, self.max_tokens)
+        exempt = FETCH_NOW in roots and roots <= {FETCH_NOW, "__typename"}  # a fetch, and nothing else
         deadline = asyncio.timeout(None if exempt else self.timeout)
         try:
             async with deadline:

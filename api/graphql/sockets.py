@@ -38,7 +38,7 @@ from strawberry.types.unset import UnsetType
 
 from api import memory, metrics
 from api.db.types import utcnow
-from api.errors import Unauthenticated
+from api.errors import DomainError, Unauthenticated
 from api.graphql.context import SocketContext
 from api.graphql.parsing import operation_type
 from api.graphql.relay import Follower, Outcome, Relay, Source, encoded, relay_key
@@ -61,8 +61,9 @@ def _operation_problem(message: dict[str, Any]) -> str | None:
     payload = message.get("payload")
     if not isinstance(payload, dict):
         return "The payload of an operation must be an object."
-    if not isinstance(payload.get("query"), str):
-        return "The payload needs a query string."
+    named = payload.get("documentId") is not None or payload.get("extensions") is not None
+    if not isinstance(payload.get("query"), str) and not (named and payload.get("query") is None):
+        return "The payload needs a query string (or a documentId)."
     for name, kind in _OPERATION_FIELDS.items():
         if payload.get(name) is not None and not isinstance(payload[name], kind):
             return f"The payload's {name} must be of type {kind.__name__}."
@@ -120,6 +121,29 @@ class _Policy:
         self._closed = True
         with suppress(Exception):  # the peer may be gone already
             await self.websocket.close(code=code, reason=reason)
+
+    async def _named(self, message: dict[str, Any], refused: str) -> dict[str, Any] | None:
+        """A subscribe (or start) message with the text of the document it names or may run, as
+        over HTTP (trusted documents, APQ: ``Documents.resolve``); ``None`` once a refusal has been
+        sent for its id, as a message of type ``refused``."""
+        payload = message.get("payload") or {}
+        extensions = payload.get("extensions") or {}
+        if payload.get("documentId") is not None:  # carried as the router carries it
+            extensions = {**extensions, "documentId": payload["documentId"]}
+        try:
+            async with self.socket.scope():
+                query = await self.view.documents.resolve(  # type: ignore[attr-defined]
+                    payload.get("query"), extensions, self.context
+                )
+        except DomainError as refusal:
+            error = {"message": refusal.message, "extensions": refusal.extensions()}
+            body = [error] if refused == "error" and self.protocol == GRAPHQL_TRANSPORT_WS_PROTOCOL else error
+            await self.send_message({"type": refused, "id": message.get("id"), "payload": body})  # type: ignore[attr-defined]
+            return None
+        if query is None:  # no document, named or sent: as Strawberry refuses one without a query
+            await self.close(BAD_MESSAGE, "The payload needs a query string (or a documentId).")
+            return None
+        return {**message, "payload": {**payload, "query": query}}
 
     def _watch(self) -> None:
         """Once the socket is acknowledged: keep checking the caller, and keep pinging if the
@@ -196,6 +220,11 @@ class TransportWSHandler(_Policy, BaseGraphQLTransportWSHandler[Context, None]):
             message = {**message, "payload": {}}  # the protocol allows a null payload
         if message["type"] == "pong":
             self._pong.set()
+        if message["type"] == "subscribe" and self.connection_acknowledged:
+            named = await self._named(message, "error")
+            if named is None:
+                return
+            message = named
         await super().handle_message(message)
         if self.connection_acknowledged:
             self._watch()
@@ -365,6 +394,11 @@ class LegacyWSHandler(_Policy, BaseGraphQLWSHandler[Context, None]):
         if problem is not None:
             await self.close(BAD_MESSAGE, problem)
             return
+        if message["type"] == "start" and self.connection_acknowledged:
+            named = await self._named(message, "error")
+            if named is None:
+                return
+            message = named
         await super().handle_message(message)
 
     async def handle_connection_init(self, message: Any) -> None:

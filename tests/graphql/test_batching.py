@@ -71,3 +71,14 @@ async def test_each_operation_of_a_batch_is_charged_on_its_own(database: Databas
         first, second, third = response.json()
         assert first == second == {"data": {"me": {"fetchJobs": {"nodes": []}}}}
         assert [e["extensions"]["code"] for e in third["errors"]] == ["RATE_LIMITED"]
+
+
+async def test_a_batch_with_a_malformed_operation_is_refused_whole(client: httpx2.AsyncClient) -> None:
+    for batch_body, problem in [
+        ([{"query": ME}, 1], "Operation 2 of the batch: it must be an object."),
+        ([{"query": ME, "variables": [1]}], "Operation 1 of the batch: its variables must be of type dict."),
+        ([{"query": 5}], "Operation 1 of the batch: its query must be of type str."),
+    ]:
+        response = await client.post("/graphql", json=batch_body)
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["message"] == problem

@@ -9,12 +9,14 @@ from typing import Any
 import httpx2
 import pytest
 from pydantic import ValidationError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.app import create_app
 from api.db.engine import Database
 from api.settings import Settings
-from tests.conftest import asgi_client, running_app, settings_for_tests
+from tests.conftest import Serve, asgi_client, running_app, settings_for_tests
 from tests.factories import bearer, make_user
+from tests.sockets import PROTOCOLS, socket
 from tests.sql import statements
 
 ME = "query Me { me { email } }"
@@ -164,3 +166,27 @@ def test_a_manifest_that_does_not_hold_is_refused_at_start(tmp_path: Path) -> No
         create_app(settings)
     with pytest.raises(ValidationError, match="needs SWITCHBOARD_GRAPHQL_TRUSTED_DOCUMENTS"):
         Settings(_env_file=None, graphql_document_policy="allowed-only")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_sockets_hold_to_the_policy_too(
+    serve: Serve, live_database: Database, tmp_path: Path, protocol: str
+) -> None:
+    """Under ``allowed-only`` a socket runs the manifest's documents, named by id, and refuses others
+    as HTTP does."""
+    events = "subscription Events { userEvents { kind } }"
+    path = tmp_path / "documents.json"
+    path.write_text(json.dumps({sha(events): events}))
+    user = await make_user(live_database)
+    strict = serve(graphql_trusted_documents=path, graphql_document_policy="allowed-only")
+    async with strict as (url, app), socket(url, protocol) as ws:
+        await ws.init(bearer(app.state.settings, user))
+        await ws.subscribe("1", "subscription { userEvents { kind } }")
+        refused = await ws.receive()
+        assert (refused["type"], refused["id"]) == ("error", "1")
+        assert "PERSISTED_QUERY_NOT_ALLOWED" in json.dumps(refused["payload"])
+        kind = "subscribe" if protocol == GRAPHQL_TRANSPORT_WS_PROTOCOL else "start"
+        await ws.send({"type": kind, "id": "2", "payload": {"documentId": sha(events)}})
+        answer = await ws.receive()  # a trusted document: it runs (and refuses a non-admin)
+        assert answer["id"] == "2"
+        assert "FORBIDDEN" in json.dumps(answer["payload"])

@@ -9,8 +9,9 @@ import pytest
 from graphql import parse
 
 from api.db.engine import Database
+from api.errors import QueryTooComplex
 from api.graphql.compiled import GRAPHQL_RESPONSE
-from api.graphql.complexity import Measures
+from api.graphql.complexity import MAX_FIELDS, Measures
 from api.graphql.schema import build_schema
 from api.settings import Settings
 from bench.reads import OURS
@@ -159,3 +160,23 @@ async def test_spending_past_the_budget_is_rate_limited_for_that_caller_alone(
         assert [e["extensions"]["code"] for e in not_an_admin.json()["errors"]] == ["FORBIDDEN"]
         again = await ask(bearer(settings, second))
         assert [e["extensions"]["code"] for e in again.json()["errors"]] == ["RATE_LIMITED"]
+
+
+def test_fragments_that_double_at_each_level_are_refused_without_being_walked_out() -> None:
+    """Each fragment spreads the next twice: 2^40 fields in 1.5 KB. Measuring stops at the limit."""
+    levels = 40
+    fragments = " ".join(f"fragment F{i} on User {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels))
+    document = f"{{ me {{ ...F0 }} }} {fragments} fragment F{levels} on User {{ id }}"
+    schema = build_schema(settings_for_tests())
+    measure = Measures(schema._schema).of(parse(document), document, None)
+    assert measure is not None
+    with pytest.raises(QueryTooComplex) as refused:
+        schema.limits.check(measure, {})
+    assert refused.value.extensions() == {"code": "QUERY_TOO_COMPLEX", "maxFields": MAX_FIELDS}
+
+
+def test_a_page_size_given_as_a_whole_float_counts_as_graphql_core_reads_it() -> None:
+    schema = build_schema(settings_for_tests())
+    measure = Measures(schema._schema).of(parse(PAGE), PAGE, None)
+    assert measure is not None
+    assert measure.cost({"n": 100.0}) == measure.cost({"n": 100}) == 101
