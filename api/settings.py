@@ -150,6 +150,12 @@ class Settings(BaseSettings):
                 f"SWITCHBOARD_JWT_ALGORITHM={self.jwt_algorithm} needs SWITCHBOARD_JWT_PRIVATE_KEY and "
                 "SWITCHBOARD_JWT_PUBLIC_KEY (PEM)"
             )
+        if self.graphql_cost_budget < self.graphql_max_cost:
+            raise UnsafeSettingsError(
+                f"SWITCHBOARD_GRAPHQL_COST_BUDGET ({self.graphql_cost_budget}) is below "
+                f"SWITCHBOARD_GRAPHQL_MAX_COST ({self.graphql_max_cost}): an operation the cost limit "
+                "lets through could never be paid for"
+            )
         if self.graphql_document_policy != "off" and self.graphql_trusted_documents is None:
             raise UnsafeSettingsError(
                 f"SWITCHBOARD_GRAPHQL_DOCUMENT_POLICY={self.graphql_document_policy} needs "

@@ -76,3 +76,8 @@ def test_the_allowlist_is_read_from_the_environment_as_json(monkeypatch: pytest.
     assert [str(network) for network in settings.fetch_allow_networks] == ["127.0.0.0/8", "::1/128"]
     monkeypatch.delenv("SWITCHBOARD_FETCH_ALLOW_NETWORKS")
     assert Settings(_env_file=None, secret_key="x" * 32).fetch_allow_networks == []
+
+
+def test_a_cost_budget_below_the_cost_limit_is_refused() -> None:
+    with pytest.raises(ValidationError, match="could never be paid for"):
+        Settings(_env_file=None, graphql_cost_budget=10, graphql_max_cost=100)

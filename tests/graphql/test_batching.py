@@ -62,7 +62,7 @@ async def test_a_batch_past_the_cap_is_refused_whole(database: Database) -> None
 
 async def test_each_operation_of_a_batch_is_charged_on_its_own(database: Database) -> None:
     """A budget of 6 and operations of 3 (a user, its page, one job): the third is refused alone."""
-    settings = settings_for_tests(graphql_cost_budget=6)
+    settings = settings_for_tests(graphql_cost_budget=6, graphql_max_cost=6)
     user = await make_user(database)
     query = "{ me { fetchJobs(first: 1) { nodes { id } } } }"
     async with running_app(settings, database) as app, asgi_client(app) as client:

@@ -141,7 +141,7 @@ async def test_spending_past_the_budget_is_rate_limited_for_that_caller_alone(
     """A budget of 5 a minute and operations of 3: the second is refused, with a 429 and when to come
     back; another caller spends from their own. An operation the compiled path leaves to the
     executor (a refusal, here) is charged once, not by both."""
-    settings = settings_for_tests(graphql_cost_budget=5)
+    settings = settings_for_tests(graphql_cost_budget=5, graphql_max_cost=5)
     first, second = await make_user(database, admin=True), await make_user(database)
     query = "{ users(first: 2) { nodes { id } } }"
     async with running_app(settings, database) as app, asgi_client(app) as client:
