@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             try:
                 yield
             finally:
-                app.state.sse_reservations.close()
+                await app.state.sse_reservations.close()
                 await app.state.relays.close()
                 await app.state.jobs.close()
                 app.state.database.listeners.remove(app.state.signins.hear)

@@ -1,6 +1,7 @@
 """Engine and session factory for SQLite (embedded default) and PostgreSQL (production)."""
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -162,8 +163,11 @@ class SerialSession(AsyncSession):
             try:
                 return await asyncio.shield(running)
             except asyncio.CancelledError:
-                if not running.done():
-                    await asyncio.wait({running})
+                while not running.done():  # cancelled again meanwhile: still to its end
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({running})
+                if not running.cancelled():
+                    running.exception()  # its failure, if any, is taken: the caller is told it was cancelled
                 raise
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:

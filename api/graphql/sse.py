@@ -61,6 +61,7 @@ class Reservation:
     connected: bool = False
     messages: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     operations: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    stopping: list[asyncio.Task[None]] = field(default_factory=list)  # cancelled, maybe not ended yet
 
     def send(self, message: str) -> None:
         """Queue a message for the stream; past ``limit`` waiting, the client is not keeping up, and
@@ -79,8 +80,15 @@ class Reservation:
         """End the stream (once its messages are read) and stop its operations."""
         for task in self.operations.values():
             task.cancel()
+        self.stopping.extend(self.operations.values())
         self.operations.clear()
         self.messages.put_nowait(None)
+
+    async def closed(self) -> None:
+        """``close``, and wait for its operations to have ended (their sessions closed)."""
+        self.close()
+        await asyncio.gather(*self.stopping, return_exceptions=True)
+        self.stopping.clear()
 
 
 class Reservations:
@@ -103,14 +111,14 @@ class Reservations:
             return None
         return reservation
 
-    def drop(self, token: str) -> None:
+    async def drop(self, token: str) -> None:
         reservation = self._by_token.pop(token, None)
         if reservation is not None:
-            reservation.close()
+            await reservation.closed()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for token in list(self._by_token):
-            self.drop(token)
+            await self.drop(token)
 
 
 def _context(connection: HTTPConnection) -> SocketContext:
@@ -359,7 +367,7 @@ def _connect(request: Request, token: str) -> Response:
             while (message := await reservation.messages.get()) is not None:
                 yield message
         finally:
-            reservations.drop(token)
+            await reservations.drop(token)
 
     return _streaming(request, messages())
 
@@ -375,7 +383,7 @@ async def _distinct(request: Request, token: str | None) -> Response:
                 raise Unauthenticated("No such reservation, or it is spent: reserve a stream again (PUT).")
             context = _context(request)
             context.sign_in(reservation.caller)
-            request.app.state.sse_reservations.drop(token)
+            await request.app.state.sse_reservations.drop(token)
         else:
             context = await _signed_in(request)
     except DomainError as refusal:
