@@ -11,7 +11,7 @@ from alembic.config import Config
 
 from api import metrics
 from api.db.engine import Database
-from api.errors import DomainError
+from api.errors import Conflict, DomainError
 from api.logs import configure_logging
 from api.migrations import ALEMBIC_INI
 from api.services import users
@@ -75,9 +75,24 @@ async def _create_admin(email: str, display_name: str | None, password: str) -> 
         await database.dispose()
 
 
+async def _promote(email: str) -> str:
+    database = Database.from_url(get_settings().database_url)
+    try:
+        async with database.session() as session:
+            user = await users.promote(session, email=email)
+            return f"made {user.email} ({user.id}) an administrator"
+    finally:
+        await database.dispose()
+
+
 def create_admin(args: argparse.Namespace) -> None:
     try:
+        if args.promote:
+            print(asyncio.run(_promote(args.email)))
+            return
         print(asyncio.run(_create_admin(args.email, args.display_name, _read_password())))
+    except Conflict as exc:
+        raise SystemExit(f"switchboard: {exc.message} (--promote makes it an administrator)") from None
     except DomainError as exc:
         raise SystemExit(f"switchboard: {exc.message}") from None
 
@@ -106,12 +121,17 @@ def parser() -> argparse.ArgumentParser:
 
     admin = commands.add_parser(
         "create-admin",
-        help="create an administrator account",
+        help="create an administrator account, or promote an existing one",
         description="Create an administrator. The password is asked for on the terminal, or read as one "
         "line from standard input (echo ... | switchboard create-admin EMAIL); it is never an argument.",
     )
     admin.add_argument("email")
     admin.add_argument("--display-name", default=None)
+    admin.add_argument(
+        "--promote",
+        action="store_true",
+        help="make the existing account of EMAIL an administrator (and active); no password is asked",
+    )
     admin.set_defaults(handler=create_admin)
     return root
 

@@ -12,6 +12,8 @@ from sqlalchemy import select
 from api.db.engine import Database
 from api.db.models import User
 from api.security import verify_password
+from api.services import users
+from api.services.commands import UserCreate, build
 
 
 def switchboard(*args: str, database: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -74,9 +76,32 @@ def test_create_admin_refuses_clearly(migrated: Path) -> None:
     )
     assert (again.returncode, again.stderr.strip()) == (
         1,
-        "switchboard: An account with this email already exists.",
+        "switchboard: An account with this email already exists. (--promote makes it an administrator)",
     )
     short = switchboard("create-admin", "other@example.com", database=migrated, stdin="short\n")
     assert short.returncode == 1
     assert "password: String should have at least 8 characters" in short.stderr
     assert "Traceback" not in short.stderr + again.stderr
+
+
+def test_create_admin_promotes_an_existing_account(migrated: Path) -> None:
+    """An account registered as anyone (here through the service, as a sign-up would) becomes an
+    administrator with --promote; no password is asked, and an unknown email is refused clearly."""
+
+    async def register() -> None:
+        db = Database.from_url(f"sqlite+aiosqlite:///{migrated}")
+        async with db.session() as session:
+            await users.create_user(
+                session, data=build(UserCreate, {"email": "later@example.com", "password": "a long password"})
+            )
+        await db.dispose()
+
+    asyncio.run(register())
+    promoted = switchboard("create-admin", "Later@Example.com", "--promote", database=migrated)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "made later@example.com" in promoted.stdout
+    assert ("later@example.com", True) in {
+        (email, admin) for email, admin, _ in asyncio.run(_admins(migrated))
+    }
+    unknown = switchboard("create-admin", "nobody@example.com", "--promote", database=migrated)
+    assert (unknown.returncode, unknown.stderr.strip()) == (1, "switchboard: No account has this email.")

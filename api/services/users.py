@@ -216,6 +216,15 @@ async def delete_user(session: AsyncSession, *, actor: Caller | None, user_id: u
     await events.user_changed(session, kind=UserEventKind.DELETED, user=user)
 
 
+async def promote(session: AsyncSession, *, email: str) -> User:
+    """Make the account of ``email`` an administrator, and active (the operator's command, from the
+    CLI: there is no caller). ``NotFound`` when there is no such account."""
+    user = await get_by_email(session, email=email)
+    if user is None:
+        raise NotFound("No account has this email.")
+    return await _apply(session, user, {"is_admin": True, "is_active": True})
+
+
 async def _keep_an_admin(session: AsyncSession, user: User) -> None:
     """Refuse a change that would leave no active administrator (only the CLI could recover)."""
     if not (user.is_admin and user.is_active):
