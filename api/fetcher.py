@@ -17,7 +17,7 @@ from api import metrics
 from api.db.models import Outcome
 from api.db.types import utcnow
 from api.settings import Settings
-from api.ssrf import BlockedTarget, Guard, InvalidTarget, Target
+from api.ssrf import BlockedTarget, Guard, InvalidTarget, Target, UnresolvableTarget
 
 USER_AGENT = "Switchboard-Fetcher/0.1"
 
@@ -179,6 +179,8 @@ class Fetcher:
             raise _Refused(Outcome.INVALID_URL, str(exc)) from None
         except BlockedTarget as exc:
             raise _Refused(Outcome.BLOCKED, str(exc)) from None
+        except UnresolvableTarget as exc:
+            raise _Refused(Outcome.CONNECTION_ERROR, str(exc)) from None
 
     async def _send(self, target: Target) -> httpx2.Response:
         """Connect to the checked address, not to the name (no second lookup: DNS rebinding), while

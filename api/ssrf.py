@@ -31,6 +31,10 @@ class InvalidTarget(ValueError):
     """Not a URL the fetcher can use (scheme, length, host)."""
 
 
+class UnresolvableTarget(ValueError):
+    """A URL whose host does not resolve (now): nothing to connect to, though the URL may be fine."""
+
+
 class BlockedTarget(ValueError):
     """A URL whose host is, or resolves to, an address the fetcher must not reach."""
 
@@ -133,7 +137,7 @@ class Guard:
         try:
             addresses = await self.resolver(host, port)
         except OSError as exc:
-            raise InvalidTarget(f"{host} could not be resolved ({exc}).") from None
+            raise UnresolvableTarget(f"{host} could not be resolved ({exc}).") from None
         if not addresses:
-            raise InvalidTarget(f"{host} resolves to no address.")
+            raise UnresolvableTarget(f"{host} resolves to no address.")
         return addresses

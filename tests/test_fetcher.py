@@ -88,6 +88,18 @@ async def test_the_connection_goes_to_the_checked_address(base: str) -> None:
     assert (result.outcome, result.final_url) == (Outcome.OK, f"http://target.test:{port}/ok")
 
 
+async def test_a_host_that_does_not_resolve_is_a_connection_error_with_the_reason() -> None:
+    async def resolver(host: str, port: int) -> list[IPAddress]:
+        raise OSError(f"[Errno -2] Name or service not known: {host}")
+
+    async with httpx2.AsyncClient() as client:
+        result = await Fetcher(client, Guard(resolver=resolver)).fetch(0, "http://gone.test/")
+    assert result.outcome is Outcome.CONNECTION_ERROR
+    assert (
+        result.error == "gone.test could not be resolved ([Errno -2] Name or service not known: gone.test)."
+    )
+
+
 async def test_concurrency_is_bounded_per_host(base: str) -> None:
     guard = Guard(allow=[ipaddress.ip_network("127.0.0.0/8")])
     async with httpx2.AsyncClient() as client:

@@ -4,7 +4,15 @@ import ipaddress
 
 import pytest
 
-from api.ssrf import BlockedTarget, Guard, InvalidTarget, IPAddress, Resolver, numeric_ipv4
+from api.ssrf import (
+    BlockedTarget,
+    Guard,
+    InvalidTarget,
+    IPAddress,
+    Resolver,
+    UnresolvableTarget,
+    numeric_ipv4,
+)
 
 
 def stub_resolver(table: dict[str, list[str]]) -> Resolver:
@@ -25,6 +33,7 @@ guard = Guard(
             "mixed.example": [PUBLIC, "127.0.0.1"],  # one bad address is enough to refuse
             "rebind.example": ["169.254.169.254"],
             "v6.example": ["2606:2800:220:1:248:1893:25c8:1946"],
+            "empty.example": [],
         }
     )
 )
@@ -77,11 +86,16 @@ async def test_non_public_targets_are_blocked(url: str) -> None:
         "http://",
         "not a url",
         "http://" + "a" * 2050 + ".com/",
-        "http://nowhere.example/",
     ],
 )
 async def test_unusable_urls_are_invalid(url: str) -> None:
     with pytest.raises(InvalidTarget):
+        await guard.check(url)
+
+
+@pytest.mark.parametrize("url", ["http://nowhere.example/", "http://empty.example/"])
+async def test_a_host_that_does_not_resolve_is_told_apart_from_a_bad_url(url: str) -> None:
+    with pytest.raises(UnresolvableTarget, match=r"could not be resolved|resolves to no address"):
         await guard.check(url)
 
 
