@@ -118,9 +118,11 @@ class AccessToken:
 
 
 def create_access_token(
-    settings: Settings, user_id: uuid.UUID, session_id: uuid.UUID | None = None
+    settings: Settings, user_id: uuid.UUID, session_id: uuid.UUID | None = None, scope: str = ""
 ) -> AccessToken:
-    """A signed access token; ``session_id`` (claim ``sid``) names the sign-in session it came from."""
+    """A signed access token; ``session_id`` (claim ``sid``) names the sign-in session it came from.
+    ``scope`` tells the client what the account could do when it signed in; what a request may do
+    is read from the account itself each time, so a demotion counts at once."""
     now = datetime.now(UTC)
     claims = {
         "sub": str(user_id),
@@ -131,7 +133,7 @@ def create_access_token(
         "aud": settings.jwt_audience,
         "jti": uuid.uuid4().hex,
         "typ": ACCESS_TOKEN_TYPE,
-        "scope": "",
+        "scope": scope,
     }
     if session_id is not None:
         claims["sid"] = str(session_id)

@@ -16,6 +16,9 @@ class AuthPayload:
     )
     token_type: str
     expires_in: int = strawberry.field(description="Seconds until the access token expires.")
+    scope: str = strawberry.field(
+        description="What the token may do, space-separated (RFC 6749 §3.3), as REST's token answer says."
+    )
     user: User
 
     @classmethod
@@ -25,5 +28,6 @@ class AuthPayload:
             refresh_token=session.refresh_token,
             token_type="Bearer",
             expires_in=session.access.expires_in,
+            scope=session.scope,
             user=User.from_model(session.user),
         )

@@ -30,7 +30,7 @@ class User(Node):
     is_admin: bool
     created_at: datetime
 
-    @described_field("The user's fetch jobs, oldest first (the user, or an admin).", cost.CONNECTION)
+    @described_field("The user's fetch jobs, newest first (the user, or an admin).", cost.CONNECTION)
     async def fetch_jobs(
         self,
         info: Info,

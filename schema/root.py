@@ -32,7 +32,7 @@ class Query:
     )
     fetch_jobs: FetchJobConnection = strawberry.field(
         resolver=fetch.my_fetch_jobs,
-        description="The caller's jobs, oldest first.",
+        description="The caller's jobs, newest first.",
         directives=cost.CONNECTION,
     )
     fetch: list[FetchResult] = strawberry.field(

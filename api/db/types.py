@@ -34,6 +34,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def utc_text(value: datetime) -> str:
+    """A timestamp as every transport writes it: RFC 3339 in UTC with ``Z``, microseconds only when
+    there are any (pydantic's way, which the REST models use; GraphQL's ``DateTime`` takes it too)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

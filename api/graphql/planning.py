@@ -47,7 +47,6 @@ from api.services.reads import Relation
 
 CACHE_SIZE = 512
 MAX_VARIANTS = 8  # plans per operation, one per combination of its directives' variables
-DATETIME_ZONE = "+00:00"  # how the DateTime scalar (datetime.isoformat) writes UTC
 # The reads a root or nested field with a resolver stands for.
 _READS = {
     ("Query", "me"): Relation.VIEWER,
@@ -288,7 +287,7 @@ class _Planner:
         if leaf is None:
             raise Unplanned(f"{parent.name}.{name}")
         time = _named(definition.type).name == "DateTime"
-        return reads.Column(leaf[0], zone=DATETIME_ZONE if time else None)
+        return reads.Column(leaf[0], timestamp=time)
 
     def node(self, definition: GraphQLField, node: FieldNode, selections: list[SelectionNode]) -> reads.Value:
         slot = self.arguments(definition, node)

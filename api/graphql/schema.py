@@ -22,6 +22,7 @@ from api.graphql.planning import Plans
 from api.ratelimit import Limit
 from api.settings import Settings
 from schema.root import NODE_TYPES, Mutation, Query, Subscription
+from schema.scalars import SCALARS
 
 
 class Schema(strawberry.Schema):
@@ -86,6 +87,7 @@ def build_schema(settings: Settings) -> Schema:
         extensions=extensions,
         execution_context_class=LeafShortcutExecutor,
         config=StrawberryConfig(
+            scalar_map=SCALARS,
             disable_field_suggestions=settings.is_production,
             batching_config={"max_operations": settings.graphql_max_batch},
             enable_experimental_incremental_execution=True,

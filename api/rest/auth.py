@@ -15,7 +15,7 @@ from api.deps import ClientAddressDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import ScopeNotGranted, Unauthenticated
 from api.problems import PROBLEM_RESPONSES
 from api.services import auth
-from api.services.callers import SCOPES, granted_scopes
+from api.services.callers import SCOPES
 from api.services.sessions import Session
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -36,7 +36,7 @@ class TokenOut(BaseModel):
             access_token=signed_in.access.token,
             refresh_token=signed_in.refresh_token,
             expires_in=signed_in.access.expires_in,
-            scope=" ".join(sorted(granted_scopes(signed_in.user))),
+            scope=signed_in.scope,
         )
 
 

@@ -13,7 +13,7 @@ from api.db.models import Outcome
 from api.deps import BodyReadFirst, CurrentCaller, FetcherDep, JobsDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import InvalidInput
 from api.ids import NodeType
-from api.rest.pages import CompiledPagesDep, ItemPage, item_members, listing, page_response
+from api.rest.pages import CompiledPagesDep, ItemPage, listing, page_response
 from api.rest.resources import Resource
 from api.services import fetch, fetch_jobs, reads
 from api.services.commands import FetchJobCreate, build
@@ -130,17 +130,6 @@ async def _uploaded(request: Request, limit: int) -> bytes:
 
 
 JOBS = listing(reads.Relation.MY_JOBS, FetchJobOut)
-# A job's results, as a page with no next one; a job the reader does not see is a missing row.
-RESULTS = reads.Selection(
-    reads.Read(
-        reads.Relation.JOB,
-        0,
-        (
-            ("items", reads.Read(reads.Relation.RESULTS, 1, item_members(FetchResultOut))),
-            ("next_cursor", reads.Constant(None)),
-        ),
-    )
-)
 
 
 @router.get("/fetch-jobs", response_model=ItemPage[FetchJobOut])
@@ -154,7 +143,8 @@ async def list_jobs(
     cursor: str | None = None,
     status: models.JobStatus | None = None,
 ) -> Response | ItemPage[FetchJobOut]:
-    """The caller's jobs, oldest first, optionally those in one status."""
+    """The caller's jobs, newest first, optionally those in one status; follow ``next_cursor`` or the
+    ``Link`` header for older ones."""
     answered = await compiled.answer(JOBS, caller, {"first": limit, "after": cursor, "status": status})
     if answered is not None:
         return answered
@@ -175,19 +165,3 @@ async def cancel_job(job_id: uuid.UUID, caller: CurrentCaller, session: SessionD
     """Cancel a job: its fetches in flight stop, and the URLs not fetched get ``CANCELLED`` results.
     The job stays, with the results it has; the answer is the job as it now stands."""
     return FetchJobOut.model_validate(await fetch_jobs.cancel_job(session, actor=caller, job_id=job_id))
-
-
-@router.get("/fetch-jobs/{job_id}/results", response_model=ItemPage[FetchResultOut])
-async def job_results(
-    job_id: uuid.UUID,
-    caller: CurrentCaller,
-    session: SessionDep,
-    compiled: CompiledPagesDep,
-    outcome: Outcome | None = None,
-) -> Response | ItemPage[FetchResultOut]:
-    """The job's results so far, in URL order (at most 100: a job holds no more URLs)."""
-    answered = await compiled.answer(RESULTS, caller, {"id": job_id}, {"outcome": outcome})
-    if answered is not None:
-        return answered
-    rows = await fetch_jobs.job_results(session, actor=caller, job_id=job_id, outcome=outcome)
-    return ItemPage(items=[FetchResultOut.model_validate(row) for row in rows], next_cursor=None)

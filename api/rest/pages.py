@@ -19,7 +19,6 @@ from api.services.pagination import Page
 
 ItemT = TypeVar("ItemT")
 RowT = TypeVar("RowT", bound=Entity)
-PYDANTIC_UTC = "Z"  # how pydantic writes a UTC timestamp's offset
 
 
 class ItemPage(BaseModel, Generic[ItemT]):
@@ -43,11 +42,11 @@ def _link(request: Request, response: Response, next_cursor: str | None) -> None
 
 def item_members(model: type[BaseModel]) -> reads.Members:
     """What an item of ``model`` is built from, named by the model's own fields: each a column of
-    the same name (a timestamp written as pydantic writes it), then a resource's ``node_id``."""
+    the same name, then a resource's ``node_id``."""
     members: list[tuple[str, reads.Value]] = []
     for name, info in model.model_fields.items():
         time = datetime in (info.annotation, *get_args(info.annotation))
-        members.append((name, reads.Column(name, zone=PYDANTIC_UTC if time else None)))
+        members.append((name, reads.Column(name, timestamp=time)))
     if issubclass(model, Resource):
         members.append(("node_id", reads.GlobalId(model.node_type)))
     return tuple(members)

@@ -103,7 +103,7 @@ async def get_job(session: AsyncSession, *, actor: Caller | None, job_id: uuid.U
 async def list_jobs(
     session: AsyncSession, *, actor: Caller | None, page: PageRequest, status: JobStatus | None = None
 ) -> Page[FetchJob]:
-    """The caller's own jobs, oldest first, optionally those in one status."""
+    """The caller's own jobs, newest first, optionally those in one status."""
     viewer_id = job_visibility(actor).viewer_id
     return (await jobs_of_owners(session, actor=actor, owner_ids=[viewer_id], page=page, status=status))[
         viewer_id
@@ -118,23 +118,26 @@ async def jobs_of_owners(
     page: PageRequest,
     status: JobStatus | None = None,
 ) -> dict[uuid.UUID, Page[FetchJob]]:
-    """A page of jobs for each owner, in one query however many owners (``User.fetchJobs`` for a
-    whole list of users). Owners whose jobs ``actor`` may not see get an empty page."""
+    """A page of jobs for each owner, newest first, in one query however many owners
+    (``User.fetchJobs`` for a whole list of users). Owners whose jobs ``actor`` may not see get an
+    empty page."""
     terms = job_visibility(actor).constants()
     pages: dict[uuid.UUID, list[FetchJob]] = {owner: [] for owner in owner_ids}
     if owner_ids:
-        rank = func.row_number().over(partition_by=FetchJob.owner_id, order_by=FetchJob.id)
+        rank = func.row_number().over(partition_by=FetchJob.owner_id, order_by=FetchJob.id.desc())
         ranked = select(FetchJob, rank.label("rank")).where(
             FetchJob.owner_id.in_(set(owner_ids)), visible_job(FetchJob, terms)
         )
         if status is not None:
             ranked = ranked.where(FetchJob.status == status)
         if page.after is not None:
-            ranked = ranked.where(FetchJob.id > decode_cursor(page.after))
+            ranked = ranked.where(FetchJob.id < decode_cursor(page.after))
         subquery = ranked.subquery()
         job = aliased(FetchJob, subquery)
         query = (
-            select(job).where(subquery.c.rank <= page.first + 1).order_by(subquery.c.owner_id, subquery.c.id)
+            select(job)
+            .where(subquery.c.rank <= page.first + 1)
+            .order_by(subquery.c.owner_id, subquery.c.id.desc())
         )
         for row in await session.scalars(query):
             pages[row.owner_id].append(row)
@@ -220,10 +223,13 @@ async def cancel_job(session: AsyncSession, *, actor: Caller | None, job_id: uui
     return job
 
 
-async def stream_results(database: Database, job_id: uuid.UUID) -> AsyncIterator[Sequence[FetchResult]]:
-    """A job's results in URL order, a batch at a time, each batch read in a short session of its own:
-    an export streams for as long as the client reads, and holds no connection meanwhile. The
-    caller checks that the reader may see the job (``get_job``) before streaming."""
+async def stream_results(
+    database: Database, job_id: uuid.UUID, outcome: Outcome | None = None
+) -> AsyncIterator[Sequence[FetchResult]]:
+    """A job's results in URL order (those with ``outcome``, if given), a batch at a time, each batch
+    read in a short session of its own: an export streams for as long as the client reads, and
+    holds no connection meanwhile. The caller checks that the reader may see the job (``get_job``)
+    before streaming."""
     after = -1
     while True:
         async with database.session() as session:
@@ -233,6 +239,8 @@ async def stream_results(database: Database, job_id: uuid.UUID) -> AsyncIterator
                 .order_by(FetchResult.position)
                 .limit(EXPORT_BATCH)
             )
+            if outcome is not None:
+                query = query.where(FetchResult.outcome == outcome)
             batch = (await session.scalars(query)).all()
         if not batch:
             return

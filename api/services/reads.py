@@ -114,12 +114,11 @@ _TABLES = {
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A column of the row, by its model attribute's name. ``zone``: for a timestamp, what stands
-    for UTC after it, the rest written as ``datetime.isoformat`` writes it (GraphQL's ``DateTime``
-    writes ``+00:00``, pydantic ``Z``)."""
+    """A column of the row, by its model attribute's name. ``timestamp``: written as both transports
+    write one (``api.db.types.utc_text``)."""
 
     name: str
-    zone: str | None = None
+    timestamp: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,15 +408,14 @@ def _json_list(
     return func.coalesce(aggregated, literal_column("'[]'::json"))
 
 
-def _iso_time(column: ColumnElement[Any], zone: str) -> ColumnElement[Any]:
-    """A UTC timestamp as ``datetime.isoformat`` writes it (microseconds only when there are any),
-    ``zone`` for its offset."""
+def _iso_time(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A UTC timestamp as ``api.db.types.utc_text`` writes it (microseconds only when there are any)."""
     utc = func.timezone(literal_column("'UTC'"), column)
     seconds = func.to_char(utc, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'"), type_=Text)
     fraction = func.to_char(utc, literal_column("'.US'"), type_=Text)
     microseconds = cast(func.date_part(literal_column("'microseconds'"), column), Integer)
     whole = microseconds % literal_column("1000000") == literal_column("0")
-    return seconds.concat(case((whole, _text("")), else_=fraction)).concat(_text(zone))
+    return seconds.concat(case((whole, _text("")), else_=fraction)).concat(_text("Z"))
 
 
 def _base64url(data: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -465,7 +463,7 @@ class _Compiler:
             raise NotCompiled(f"{value!r} outside a row")
         if isinstance(value, Column):
             column = row.c[value.name]
-            return column if value.zone is None else _iso_time(column, value.zone)
+            return _iso_time(column) if value.timestamp else column
         if isinstance(value, GlobalId):
             return _global_id(value.node_type, row.c.id)
         if isinstance(value, RowCursor):
@@ -528,19 +526,21 @@ class _Compiler:
     ) -> ColumnElement[Any]:
         relation = read.relation
         first = self.argument(read, "first", Integer)
-        conditions = self.condition(read, "after", Uuid, lambda after: table.c.id > after)
+        # Users oldest first, jobs newest first, as the services list them (ids sort by creation).
+        newest_first = relation is not Relation.USERS
+        order = table.c.id.desc() if newest_first else table.c.id
+        after = (lambda key: table.c.id < key) if newest_first else (lambda key: table.c.id > key)
+        conditions = self.condition(read, "after", Uuid, after)
         if relation is Relation.USERS:
             conditions += self.condition(read, "pattern", String, partial(matches_search, table.c))
         else:
             owner = self.parameter("viewer", Uuid) if relation is Relation.MY_JOBS else parent.c.id  # type: ignore[union-attr]
             conditions += [table.c.owner_id == owner, visible_job(table.c, jobs)]
             conditions += self.condition(read, "status", String, lambda status: table.c.status == status)
-        rank = func.row_number().over(order_by=table.c.id).label("rank")
+        rank = func.row_number().over(order_by=order).label("rank")
         wanted = _columns_of(read.members) | {"id"} | ({"owner_id"} if "owner_id" in table.c else set())
         columns = [table.c[name] for name in sorted(wanted)]
-        rows = (
-            select(*columns, rank).where(*conditions).order_by(table.c.id).limit(first + literal_column("1"))
-        )
+        rows = select(*columns, rank).where(*conditions).order_by(order).limit(first + literal_column("1"))
         if parent is not None:
             rows = rows.correlate(parent)
         page = rows.subquery()
@@ -549,30 +549,39 @@ class _Compiler:
         for key, value in read.members:
             if isinstance(value, Edges | Nodes):
                 element = self.object(value.members, page)
-                pairs.append((key, _json_list(element, page.c.id, where=on_page)))
+                pairs.append((key, _json_list(element, page.c.rank, where=on_page)))
             elif isinstance(value, PageInfo):
                 pairs.append(
-                    (key, _json_object([(k, self.paging(v, page, first)) for k, v in value.members]))
+                    (
+                        key,
+                        _json_object(
+                            [(k, self.paging(v, page, first, newest_first)) for k, v in value.members]
+                        ),
+                    )
                 )
             elif value is Paging.NEXT_CURSOR:
-                pairs.append((key, self.paging(value, page, first)))
+                pairs.append((key, self.paging(value, page, first, newest_first)))
             else:
                 pairs.append((key, self.value(value, None)))
         # Grouped by the empty set: one row whatever the page holds, aggregates or not.
         return select(_json_object(pairs)).select_from(page).group_by(literal_column("()")).scalar_subquery()
 
-    def paging(self, value: Value, page: FromClause, first: ColumnElement[Any]) -> ColumnElement[Any]:
+    def paging(
+        self, value: Value, page: FromClause, first: ColumnElement[Any], newest_first: bool
+    ) -> ColumnElement[Any]:
+        """A member of ``pageInfo`` (or REST's ``next_cursor``); ids sort by creation, so the page's
+        first and last rows are its least and greatest ids, the other way round when newest first."""
         on_page = page.c.rank <= first
         if value is Paging.HAS_NEXT:
             return func.count() > first
         if value is Paging.HAS_PREVIOUS:
             return false()
         if value in (Paging.START_CURSOR, Paging.END_CURSOR):
-            edge = func.min if value is Paging.START_CURSOR else func.max
+            edge = func.min if (value is Paging.START_CURSOR) != newest_first else func.max
             return _cursor(cast(edge(cast(page.c.id, Text)).filter(on_page), Uuid))
         if value is Paging.NEXT_CURSOR:
-            end = self.paging(Paging.END_CURSOR, page, first)
-            return case((self.paging(Paging.HAS_NEXT, page, first), end), else_=_text(None))
+            end = self.paging(Paging.END_CURSOR, page, first, newest_first)
+            return case((self.paging(Paging.HAS_NEXT, page, first, newest_first), end), else_=_text(None))
         if isinstance(value, Constant):
             return _text(value.text)
         raise NotCompiled(f"{value!r} is not a page's")

@@ -17,6 +17,7 @@ from api.db.models import RefreshToken, User
 from api.db.types import utcnow, uuid7
 from api.security import AccessToken, create_access_token, secret_digest
 from api.services import events
+from api.services.callers import granted_scopes
 from api.settings import Settings
 
 
@@ -27,6 +28,7 @@ class Session:
     user: User
     access: AccessToken
     refresh_token: str
+    scope: str  # what the session may do (RFC 6749 §3.3), as its access token's ``scope`` claim says
 
 
 async def find(session: AsyncSession, *, refresh_token: str, for_update: bool = False) -> RefreshToken | None:
@@ -51,8 +53,9 @@ async def start(
         replacing.revoked_at = utcnow()
         replacing.replaced_by = token.id
         await session.flush()
-    access = create_access_token(settings, user.id, session_id=token.family_id)
-    return Session(user=user, access=access, refresh_token=raw)
+    scope = " ".join(sorted(granted_scopes(user)))
+    access = create_access_token(settings, user.id, session_id=token.family_id, scope=scope)
+    return Session(user=user, access=access, refresh_token=raw, scope=scope)
 
 
 async def revoke_family(session: AsyncSession, *, family_id: uuid.UUID) -> None:

@@ -172,7 +172,8 @@ async def test_a_planned_read_is_one_statement_whatever_its_depth(
     with statements(database.engine) as sent:
         response = await client.post("/graphql", json={"query": query}, headers=headers)
     assert response.status_code == 200
-    assert response.json()["data"]["fetchJobs"]["edges"][0]["node"]["results"][0]["url"] == "http://a.test/"
+    edges = response.json()["data"]["fetchJobs"]["edges"]
+    assert "http://a.test/" in [result["url"] for edge in edges for result in edge["node"]["results"]]
     reads = [s for s in sent if "json_build_object" in s]
     assert reads == sent  # the caller known from the first request (api.services.signins)
     assert len(reads) == 1

@@ -1,20 +1,18 @@
 """The common shape of each resource, whichever transport it came over: GraphQL's camelCase fields and
 global ``id`` and REST's snake_case fields and ``node_id`` mapped to one set of names and values, so
-that two equal shapes mean the same data."""
+that two equal shapes mean the same data. Timestamps are compared as the text each transport wrote:
+both write one format."""
 
 import uuid
-from datetime import datetime
 from typing import Any
+
+import jwt
 
 from api.ids import NodeType, to_global_id
 
 
 def _pick(raw: dict[str, Any], camel: str, snake: str) -> Any:
     return raw[camel] if camel in raw else raw[snake]
-
-
-def _time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 def node_id(raw: dict[str, Any]) -> str:
@@ -30,7 +28,7 @@ def common_user(raw: dict[str, Any]) -> dict[str, Any]:
         "display_name": _pick(raw, "displayName", "display_name"),
         "is_active": _pick(raw, "isActive", "is_active"),
         "is_admin": _pick(raw, "isAdmin", "is_admin"),
-        "created_at": datetime.fromisoformat(_pick(raw, "createdAt", "created_at")),
+        "created_at": _pick(raw, "createdAt", "created_at"),
     }
 
 
@@ -40,8 +38,8 @@ def common_api_key(raw: dict[str, Any]) -> dict[str, Any]:
         "name": raw["name"],
         "prefix": raw["prefix"],
         "scopes": raw["scopes"],
-        "created_at": datetime.fromisoformat(_pick(raw, "createdAt", "created_at")),
-        "last_used_at": _time(_pick(raw, "lastUsedAt", "last_used_at")),
+        "created_at": _pick(raw, "createdAt", "created_at"),
+        "last_used_at": _pick(raw, "lastUsedAt", "last_used_at"),
     }
 
 
@@ -65,9 +63,9 @@ def common_job(raw: dict[str, Any]) -> dict[str, Any]:
         "total": raw["total"],
         "completed": raw["completed"],
         "error": raw["error"],
-        "created_at": datetime.fromisoformat(_pick(raw, "createdAt", "created_at")),
-        "started_at": _time(_pick(raw, "startedAt", "started_at")),
-        "finished_at": _time(_pick(raw, "finishedAt", "finished_at")),
+        "created_at": _pick(raw, "createdAt", "created_at"),
+        "started_at": _pick(raw, "startedAt", "started_at"),
+        "finished_at": _pick(raw, "finishedAt", "finished_at"),
     }
 
 
@@ -82,7 +80,7 @@ def common_result(raw: dict[str, Any]) -> dict[str, Any]:
         "bytes": raw["bytes"],
         "elapsed_ms": _pick(raw, "elapsedMs", "elapsed_ms"),
         "error": raw["error"],
-        "fetched_at": _time(_pick(raw, "fetchedAt", "fetched_at")),
+        "fetched_at": _pick(raw, "fetchedAt", "fetched_at"),
     }
 
 
@@ -92,11 +90,16 @@ def common_page(items: list[dict[str, Any]], next_cursor: str | None) -> dict[st
 
 
 def common_tokens(raw: dict[str, Any], me: Any) -> dict[str, Any]:
-    """A new token pair, with ``me`` (whom its access token opens) for the token itself.
+    """A new token pair, with ``me`` (whom its access token opens) for the token itself, and the
+    ``scope`` its claims carry, which must be the one the answer states.
 
     ``token_type`` is compared case-insensitively, as RFC 6749 §5.1 has clients read it: GraphQL
     answers ``Bearer`` and REST ``bearer``."""
+    access = _pick(raw, "accessToken", "access_token")
+    claimed = jwt.decode(access, options={"verify_signature": False})["scope"]
     return {
+        "scope": raw["scope"],
+        "claimed_scope_is_stated": claimed == raw["scope"],
         "token_type": _pick(raw, "tokenType", "token_type").lower(),
         "expires_in": _pick(raw, "expiresIn", "expires_in"),
         "refresh_token": _pick(raw, "refreshToken", "refresh_token"),

@@ -176,7 +176,7 @@ class GraphQLTransport:
     async def refresh(self, refresh_token: str | None) -> Outcome:
         query = (
             "mutation($r: String!) { refreshToken(refreshToken: $r) "
-            "{ accessToken refreshToken tokenType expiresIn } }"
+            "{ accessToken refreshToken tokenType expiresIn scope } }"
         )
         outcome = await self._run(None, query, {"r": refresh_token}, "refreshToken")
         if outcome.code is not None:

@@ -88,3 +88,47 @@ async def test_results_export_as_ndjson_in_batches(
     listed = (await live_client.get(f"/api/v1/fetch-jobs/{job_id}/results", headers=headers)).json()["items"]
     assert lines == listed
     assert [line["position"] for line in lines] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        ("text/csv", "text/csv; charset=utf-8"),
+        ("application/x-ndjson", "application/x-ndjson"),
+        ("application/json;q=0.5, text/csv", "text/csv; charset=utf-8"),
+        ("text/html", "application/json"),  # nothing offered matches: the JSON page, not a 406
+        ("*/*", "application/json"),
+    ],
+)
+async def test_the_results_route_answers_the_form_accept_asks_for(
+    live_app: FastAPI,
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    live_settings: Settings,
+    targets: str,
+    accept: str,
+    media_type: str,
+) -> None:
+    """``Accept`` on ``…/results`` gives what the ``.csv`` or ``.ndjson`` path gives, byte for byte,
+    with the same ``outcome`` filter."""
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    job_id = await finished_job(
+        live_app, live_client, user, live_settings, [f"{targets}/ok", "ftp://x", f"{targets}/ok"]
+    )
+    query = {"outcome": "OK"}
+    response = await live_client.get(
+        f"/api/v1/fetch-jobs/{job_id}/results", params=query, headers={**headers, "Accept": accept}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == media_type
+    if media_type == "application/json":
+        assert [item["position"] for item in response.json()["items"]] == [0, 2]
+        return
+    extension = "csv" if media_type.startswith("text/csv") else "ndjson"
+    by_path = await live_client.get(
+        f"/api/v1/fetch-jobs/{job_id}/results.{extension}", params=query, headers=headers
+    )
+    assert response.content == by_path.content
+    assert response.headers["content-disposition"] == by_path.headers["content-disposition"]
+    assert b"ftp://x" not in response.content

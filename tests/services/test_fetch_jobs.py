@@ -145,22 +145,25 @@ async def test_lists_page_by_keyset_and_filter_by_status(
     slow = await start(live_client, [f"{targets}/slow?s=2"], headers)
     await graphql(live_client, CANCEL, {"id": slow["id"]}, headers=headers)
 
+    newest_first = [slow["id"], *reversed(ids)]
     query = """query($after: String, $status: FetchJobStatus) {
       fetchJobs(first: 2, after: $after, status: $status) {
         nodes { id status } pageInfo { hasNextPage endCursor } } }"""
     first = (await graphql(live_client, query, {}, headers=headers))["data"]["fetchJobs"]
-    assert [n["id"] for n in first["nodes"]] == ids[:2]
+    assert [n["id"] for n in first["nodes"]] == newest_first[:2]
     assert first["pageInfo"]["hasNextPage"] is True
     rest = await graphql(live_client, query, {"after": first["pageInfo"]["endCursor"]}, headers=headers)
-    assert [n["id"] for n in rest["data"]["fetchJobs"]["nodes"]] == [ids[2], slow["id"]]
+    assert [n["id"] for n in rest["data"]["fetchJobs"]["nodes"]] == newest_first[2:]
     cancelled = await graphql(live_client, query, {"status": "CANCELLED"}, headers=headers)
     assert [n["id"] for n in cancelled["data"]["fetchJobs"]["nodes"]] == [slow["id"]]
 
     page = await live_client.get("/api/v1/fetch-jobs", params={"limit": 2}, headers=headers)
-    assert [item["node_id"] for item in page.json()["items"]] == ids[:2]
+    assert [item["node_id"] for item in page.json()["items"]] == newest_first[:2]
     assert 'rel="next"' in page.headers["Link"]
+    after = await live_client.get(page.links["next"]["url"], headers=headers)
+    assert [item["node_id"] for item in after.json()["items"]] == newest_first[2:]
     done = await live_client.get("/api/v1/fetch-jobs", params={"status": "DONE"}, headers=headers)
-    assert [item["node_id"] for item in done.json()["items"]] == ids
+    assert [item["node_id"] for item in done.json()["items"]] == ids[::-1]
 
 
 async def test_jobs_are_their_owners_and_admins_only_on_every_path(
