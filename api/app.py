@@ -10,6 +10,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from api import ide, rest
 from api.bus import Bus, bus_for
+from api.compression import CompressionMiddleware
+from api.conditional import ConditionalGetMiddleware
 from api.db.engine import Database, normalize_url
 from api.fetcher import Fetcher, fetch_limits, outbound_client
 from api.graphql import sse
@@ -26,6 +28,7 @@ from api.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from api.msgpack_bodies import MessagePackMiddleware
 from api.problems import install_error_handlers
 from api.ratelimit import limiter_for
 from api.rest import system
@@ -142,6 +145,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     if graphql.compiled_schema is not None:  # innermost: every other layer still applies
         app.add_middleware(CompiledReads, schema=graphql.compiled_schema, path="/graphql")
+    # The representation, inside out: tagged and revalidated, then MessagePack, then compressed;
+    # each outer one rewrites the tags of the one inside (api.entity_tags). All see HEAD as GET.
+    app.add_middleware(ConditionalGetMiddleware)
+    app.add_middleware(MessagePackMiddleware)
+    app.add_middleware(CompressionMiddleware)
     app.add_middleware(MethodsMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,

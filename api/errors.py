@@ -51,6 +51,15 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class PreconditionFailed(DomainError):
+    """A conditional write (HTTP ``If-Match``) whose row changed since the client read it: the
+    lost update, made visible."""
+
+    code = "PRECONDITION_FAILED"
+    status = 412
+    title = "Precondition failed"
+
+
 class InvalidInput(DomainError):
     """Input that fails validation; ``fields`` maps a field path to its messages."""
 

@@ -8,7 +8,7 @@ from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db.base import Base, Entity
-from api.db.types import UTCDateTime, utcnow
+from api.db.types import UTCDateTime, utcnow, version_of
 
 
 class User(Entity):
@@ -23,6 +23,11 @@ class User(Entity):
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def version(self) -> str:
+        """What changes whenever the row does: REST's entity tag, and what ``If-Match`` names."""
+        return version_of(self.updated_at)
 
 
 class RefreshToken(Entity):

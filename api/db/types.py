@@ -3,7 +3,7 @@
 import os
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime, Dialect
 from sqlalchemy.types import TypeDecorator
@@ -38,6 +38,25 @@ def utc_text(value: datetime) -> str:
     """A timestamp as every transport writes it: RFC 3339 in UTC with ``Z``, microseconds only when
     there are any (pydantic's way, which the REST models use; GraphQL's ``DateTime`` takes it too)."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def version_of(moment: datetime) -> str:
+    """A row's version from the time it last changed: its microseconds since 1970, in hex. Short,
+    opaque to clients (an HTTP entity tag), and turned back by ``moment_of``."""
+    return format((moment - EPOCH) // MICROSECOND, "x")
+
+
+def moment_of(version: str) -> datetime | None:
+    """The time a ``version_of`` text stands for; ``None`` for text that is no version (a client's
+    guess), which matches no row."""
+    try:
+        return EPOCH + int(version, 16) * MICROSECOND if len(version) <= 16 else None
+    except ValueError:
+        return None
 
 
 def utcnow() -> datetime:

@@ -10,6 +10,7 @@ from api.deps import ClientAddressDep, CurrentCaller, LimiterDep, SessionDep, Se
 from api.ids import NodeType
 from api.rest.pages import CompiledPagesDep, ItemPage, listing, page_response
 from api.rest.resources import Resource
+from api.rest.versions import IfMatch, tagged
 from api.services import auth, reads, users
 from api.services.commands import (
     PasswordChange,
@@ -54,15 +55,22 @@ async def register(
 
 
 @router.get("/me")
-async def read_me(caller: CurrentCaller) -> UserOut:
-    """The signed-in user."""
-    return UserOut.model_validate(users.me(actor=caller))
+async def read_me(caller: CurrentCaller, response: Response) -> UserOut:
+    """The signed-in user, with its version as the ``ETag``."""
+    user = users.me(actor=caller)
+    tagged(response, user)
+    return UserOut.model_validate(user)
 
 
 @router.patch("/me")
-async def update_me(body: UserSelfUpdate, caller: CurrentCaller, session: SessionDep) -> UserOut:
-    """Change one's own email or display name; fields left out stay as they are."""
-    return UserOut.model_validate(await users.update_me(session, actor=caller, data=body))
+async def update_me(
+    body: UserSelfUpdate, caller: CurrentCaller, session: SessionDep, versions: IfMatch, response: Response
+) -> UserOut:
+    """Change one's own email or display name; fields left out stay as they are. With ``If-Match``,
+    only if the account is unchanged since it was read (412 otherwise)."""
+    user = await users.update_me(session, actor=caller, data=body, versions=versions)
+    tagged(response, user)
+    return UserOut.model_validate(user)
 
 
 @router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)
@@ -93,28 +101,49 @@ async def list_users(
 
 
 @router.get("/{user_id}")
-async def read_user(user_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> UserOut:
-    """Oneself, or anyone for an admin."""
-    return UserOut.model_validate(await users.get_user(session, actor=caller, user_id=user_id))
+async def read_user(
+    user_id: uuid.UUID, caller: CurrentCaller, session: SessionDep, response: Response
+) -> UserOut:
+    """Oneself, or anyone for an admin, with its version as the ``ETag``."""
+    user = await users.get_user(session, actor=caller, user_id=user_id)
+    tagged(response, user)
+    return UserOut.model_validate(user)
 
 
 @router.patch("/{user_id}")
 async def update_user(
-    user_id: uuid.UUID, body: UserAdminUpdate, caller: CurrentCaller, session: SessionDep
+    user_id: uuid.UUID,
+    body: UserAdminUpdate,
+    caller: CurrentCaller,
+    session: SessionDep,
+    versions: IfMatch,
+    response: Response,
 ) -> UserOut:
-    """Change some of an account's fields (admin)."""
-    return UserOut.model_validate(await users.update_user(session, actor=caller, user_id=user_id, data=body))
+    """Change some of an account's fields (admin); with ``If-Match``, only if it is unchanged."""
+    user = await users.update_user(session, actor=caller, user_id=user_id, data=body, versions=versions)
+    tagged(response, user)
+    return UserOut.model_validate(user)
 
 
 @router.put("/{user_id}")
 async def replace_user(
-    user_id: uuid.UUID, body: UserReplace, caller: CurrentCaller, session: SessionDep
+    user_id: uuid.UUID,
+    body: UserReplace,
+    caller: CurrentCaller,
+    session: SessionDep,
+    versions: IfMatch,
+    response: Response,
 ) -> UserOut:
-    """Set all of an account's admin-managed fields at once (admin)."""
-    return UserOut.model_validate(await users.update_user(session, actor=caller, user_id=user_id, data=body))
+    """Set all of an account's admin-managed fields at once (admin); with ``If-Match``, only if it
+    is unchanged."""
+    user = await users.update_user(session, actor=caller, user_id=user_id, data=body, versions=versions)
+    tagged(response, user)
+    return UserOut.model_validate(user)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> None:
-    """Delete one's own account, or any (admin)."""
-    await users.delete_user(session, actor=caller, user_id=user_id)
+async def delete_user(
+    user_id: uuid.UUID, caller: CurrentCaller, session: SessionDep, versions: IfMatch
+) -> None:
+    """Delete one's own account, or any (admin); with ``If-Match``, only if it is unchanged."""
+    await users.delete_user(session, actor=caller, user_id=user_id, versions=versions)

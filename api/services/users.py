@@ -5,13 +5,23 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, or_, select
+from sqlalchemy import ColumnElement, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from api.db.engine import outside_transaction
 from api.db.models import User
-from api.errors import Conflict, Forbidden, InvalidCredentials, InvalidInput, NotFound, Unauthenticated
+from api.db.types import moment_of, utcnow
+from api.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCredentials,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    Unauthenticated,
+)
 from api.security import hash_password, verify_password
 from api.services import events, sessions
 from api.services.callers import (
@@ -173,9 +183,18 @@ async def as_it_stands(session: AsyncSession, caller: Caller) -> Caller | None:
     return None if user is None or not user.is_active else replace(caller, user=user)
 
 
-async def update_me(session: AsyncSession, *, actor: Caller | None, data: UserSelfUpdate) -> User:
-    """Change one's own email or display name. Raises ``Conflict`` when the new email is taken."""
-    return await _apply(session, await own_row(session, require(actor, "users:write")), data.changes())
+async def update_me(
+    session: AsyncSession,
+    *,
+    actor: Caller | None,
+    data: UserSelfUpdate,
+    versions: Collection[str] | None = None,
+) -> User:
+    """Change one's own email or display name. Raises ``Conflict`` when the new email is taken, and
+    ``PreconditionFailed`` when ``versions`` is given and the row is at none of them (``_claim``)."""
+    user = await own_row(session, require(actor, "users:write"))
+    await _claim(session, user, versions)
+    return await _apply(session, user, data.changes())
 
 
 async def update_user(
@@ -184,12 +203,15 @@ async def update_user(
     actor: Caller | None,
     user_id: uuid.UUID,
     data: UserAdminUpdate | UserReplace,
+    versions: Collection[str] | None = None,
 ) -> User:
-    """An admin's change to any account: a partial update, or a full replacement with ``UserReplace``."""
+    """An admin's change to any account: a partial update, or a full replacement with ``UserReplace``;
+    only if the row is at one of ``versions``, when given."""
     require_admin(actor, "users:write")
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
+    await _claim(session, user, versions)
     changes = data.changes() if isinstance(data, UserAdminUpdate) else data.model_dump()
     if changes.get("is_admin") is False or changes.get("is_active") is False:
         await _keep_an_admin(session, user)
@@ -198,8 +220,15 @@ async def update_user(
     return await _apply(session, user, changes)
 
 
-async def delete_user(session: AsyncSession, *, actor: Caller | None, user_id: uuid.UUID) -> None:
-    """Delete an account: one's own, or anyone's for an admin."""
+async def delete_user(
+    session: AsyncSession,
+    *,
+    actor: Caller | None,
+    user_id: uuid.UUID,
+    versions: Collection[str] | None = None,
+) -> None:
+    """Delete an account: one's own, or anyone's for an admin; only if the row is at one of
+    ``versions``, when given."""
     caller = require(actor, "users:write")
     viewer = caller.user
     if user_id != viewer.id:
@@ -210,6 +239,7 @@ async def delete_user(session: AsyncSession, *, actor: Caller | None, user_id: u
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
+    await _claim(session, user, versions)
     await _keep_an_admin(session, user)
     await session.delete(user)
     await session.flush()
@@ -223,6 +253,26 @@ async def promote(session: AsyncSession, *, email: str) -> User:
     if user is None:
         raise NotFound("No account has this email.")
     return await _apply(session, user, {"is_admin": True, "is_active": True})
+
+
+async def _claim(session: AsyncSession, user: User, versions: Collection[str] | None) -> None:
+    """For a conditional write: take the row only if it is still at one of ``versions`` (what the
+    client read), else ``PreconditionFailed``. One conditional ``UPDATE`` both checks and claims it:
+    it holds the row (PostgreSQL's row lock, SQLite's write lock) until the transaction ends, so a
+    concurrent write with the same versions waits, then finds the row moved on and is refused."""
+    if versions is None:
+        return
+    moments = [moment for moment in map(moment_of, versions) if moment is not None]
+    now = utcnow()
+    claimed = await session.execute(
+        update(User)
+        .where(User.id == user.id, User.updated_at.in_(moments))
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not moments or claimed.rowcount == 0:  # type: ignore[attr-defined]
+        raise PreconditionFailed("The account changed since you read it: read it again, then retry.")
+    set_committed_value(user, "updated_at", now)
 
 
 async def _keep_an_admin(session: AsyncSession, user: User) -> None:
