@@ -79,6 +79,7 @@ bench: install-dev  ## Measure fetching, the read path against a bare ASGI app, 
 	$(BIN)/python -m bench.reads
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.job_feed
+	$(BIN)/python -m bench.encodings
 	$(BIN)/python -m bench.logins $(if $(SWITCHBOARD_BENCH_POSTGRES_URL),--postgres $(SWITCHBOARD_BENCH_POSTGRES_URL))
 
 lock:  ## Re-resolve the three locks in requirements/ from pyproject.toml (needs PyPI)
