@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from api import ide, rest
@@ -54,6 +55,13 @@ def _bus_of(database: Database) -> Bus:
     if not isinstance(database.bus, Bus):
         raise TypeError("A database brought to the app needs its bus: Database(..., bus=bus_for(url)).")
     return database.bus
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id in OpenAPI, as generated clients name their methods: the route function's
+    name in camelCase (``listApiKeys``), short because the names are unique across the app."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -123,6 +131,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.ide = ide.DeveloperTools.load()

@@ -1,5 +1,8 @@
 """The committed contracts match the code (regenerate them with ``make schema``)."""
 
+import json
+import re
+
 from api.contracts import OPENAPI_PATH, SDL_PATH, render_openapi, render_sdl
 
 
@@ -9,3 +12,16 @@ def test_schema_graphql_matches_the_code() -> None:
 
 def test_openapi_json_matches_the_code() -> None:
     assert OPENAPI_PATH.read_text() == render_openapi(), "openapi.json is stale: run `make schema`"
+
+
+def test_every_operation_has_a_short_camel_case_id() -> None:
+    """What generated clients name their methods after (``listApiKeys``, not FastAPI's
+    ``list_api_keys_api_v1_api_keys_get``); unique, as OpenAPI requires."""
+    ids = [
+        operation["operationId"]
+        for path in json.loads(render_openapi())["paths"].values()
+        for operation in path.values()
+    ]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z]+(?:[A-Z][a-z0-9]*)*", operation_id) for operation_id in ids), ids
+    assert {"listApiKeys", "readMe", "startJob", "token"} <= set(ids)
