@@ -8,12 +8,13 @@ from pydantic import BaseModel
 
 from api.deps import CurrentCaller, SessionDep
 from api.ids import NodeType
+from api.rest.deprecation import Route
 from api.rest.pages import ItemPage
 from api.rest.resources import Resource
 from api.services import api_keys
 from api.services.commands import ApiKeyCreate
 
-router = APIRouter(prefix="/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/api-keys", tags=["api keys"], route_class=Route)
 
 
 class ApiKeyOut(Resource):

@@ -14,11 +14,12 @@ from pydantic import BaseModel, Field
 from api.deps import ClientAddressDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import ScopeNotGranted, Unauthenticated
 from api.problems import PROBLEM_RESPONSES
+from api.rest.deprecation import Route
 from api.services import auth
 from api.services.callers import SCOPES
 from api.services.sessions import Session
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=Route)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

@@ -21,11 +21,12 @@ from api import metrics
 from api.db.engine import Database
 from api.deps import CurrentCaller, FeedsDep, SessionDep, SettingsDep
 from api.errors import DomainError, InvalidInput
+from api.rest.deprecation import Route
 from api.rest.fetch import FetchJobOut, FetchResultOut
 from api.services import live
 from api.services.live import JobUpdate
 
-router = APIRouter(prefix="/fetch-jobs/{job_id}", tags=["fetch"])
+router = APIRouter(prefix="/fetch-jobs/{job_id}", tags=["fetch"], route_class=Route)
 
 EVENT_STREAM = "text/event-stream"
 

@@ -10,6 +10,7 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
@@ -19,11 +20,12 @@ from api.db.engine import Database
 from api.db.models import FetchResult, Outcome
 from api.deps import CurrentCaller, DatabaseDep, SessionDep
 from api.negotiation import preferred_media
+from api.rest.deprecation import Deprecation, Route
 from api.rest.fetch import FetchResultOut
 from api.rest.pages import CompiledPagesDep, ItemPage, item_members
 from api.services import fetch_jobs, reads
 
-router = APIRouter(prefix="/fetch-jobs/{job_id}", tags=["fetch"])
+router = APIRouter(prefix="/fetch-jobs/{job_id}", tags=["fetch"], route_class=Route)
 
 COLUMNS = list(FetchResultOut.model_fields)
 # A cell that a spreadsheet would take for a formula (CSV injection) is prefixed with a quote.
@@ -113,7 +115,21 @@ def _export(
     return StreamingResponse(body(), media_type=media_type, headers=headers)
 
 
-@router.get("/results.csv", response_class=StreamingResponse, responses={200: {"content": {CSV: {}}}})
+# The file paths came before ``Accept`` worked on ``/results``: one route serves every form now.
+FILE_PATHS = Deprecation(
+    since=date(2026, 12, 3),
+    sunset=date(2027, 12, 1),
+    successor="/api/v1/fetch-jobs/{job_id}/results",
+    reason="Deprecated: ask `/results` with `Accept: text/csv` or `application/x-ndjson` instead.",
+)
+
+
+@router.get(
+    "/results.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {CSV: {}}}},
+    **FILE_PATHS.route(),
+)
 async def export_csv(
     job_id: uuid.UUID,
     caller: CurrentCaller,
@@ -131,6 +147,7 @@ async def export_csv(
     "/results.ndjson",
     response_class=StreamingResponse,
     responses={200: {"content": {NDJSON: {}}}},
+    **FILE_PATHS.route(),
 )
 async def export_ndjson(
     job_id: uuid.UUID,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from api.deps import ClientAddressDep, CurrentCaller, LimiterDep, SessionDep, SettingsDep
 from api.ids import NodeType
+from api.rest.deprecation import Route
 from api.rest.pages import CompiledPagesDep, ItemPage, listing, page_response
 from api.rest.resources import Resource
 from api.rest.versions import IfMatch, tagged
@@ -21,7 +22,7 @@ from api.services.commands import (
 )
 from api.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=Route)
 
 
 class UserOut(Resource):

@@ -132,3 +132,28 @@ async def test_the_results_route_answers_the_form_accept_asks_for(
     assert response.content == by_path.content
     assert response.headers["content-disposition"] == by_path.headers["content-disposition"]
     assert b"ftp://x" not in response.content
+
+
+async def test_the_file_paths_are_deprecated_for_accept_on_results(
+    live_app: FastAPI,
+    live_client: httpx2.AsyncClient,
+    live_database: Database,
+    live_settings: Settings,
+    targets: str,
+) -> None:
+    """Declared once on the routes: OpenAPI says so, and every answer tells the client when the
+    path goes (RFC 8594) and what replaces it."""
+    user = await make_user(live_database)
+    headers = bearer(live_settings, user)
+    job_id = await finished_job(live_app, live_client, user, live_settings, [f"{targets}/ok"])
+    for extension in ("csv", "ndjson"):
+        response = await live_client.get(f"/api/v1/fetch-jobs/{job_id}/results.{extension}", headers=headers)
+        assert response.status_code == 200
+        assert response.headers["deprecation"] == "@1796256000"  # 2026-12-03, RFC 9745's date form
+        assert response.headers["sunset"] == "Wed, 01 Dec 2027 00:00:00 GMT"
+        assert response.links["successor-version"]["url"] == f"/api/v1/fetch-jobs/{job_id}/results"
+    current = await live_client.get(f"/api/v1/fetch-jobs/{job_id}/results", headers=headers)
+    assert "deprecation" not in current.headers
+    operations = live_app.openapi()["paths"]
+    assert operations["/api/v1/fetch-jobs/{job_id}/results.csv"]["get"]["deprecated"] is True
+    assert "deprecated" not in operations["/api/v1/fetch-jobs/{job_id}/results"]["get"]
