@@ -30,7 +30,7 @@ from api.middleware import (
     SecurityHeadersMiddleware,
 )
 from api.msgpack_bodies import MessagePackMiddleware
-from api.problems import install_error_handlers
+from api.problems import install_error_handlers, problem_media
 from api.ratelimit import limiter_for
 from api.rest import system
 from api.security import HASHING, prepare_dummy_hash
@@ -133,6 +133,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         swagger_ui_oauth2_redirect_url=None,
         generate_unique_id_function=operation_id,
     )
+    generated = app.openapi
+    app.openapi = lambda: problem_media(generated())  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.ide = ide.DeveloperTools.load()
     app.include_router(ide.router)

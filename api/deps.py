@@ -14,7 +14,7 @@ from api.fetcher import Fetcher
 from api.jobs import JobRunner
 from api.ratelimit import Limiter
 from api.services import auth
-from api.services.callers import Caller
+from api.services.callers import SCOPES, Caller
 from api.services.live import Feeds
 from api.services.signins import SignIns
 from api.settings import Settings
@@ -121,7 +121,24 @@ class _BearerToken(OAuth2PasswordBearer):
         return token.strip() or None
 
 
-bearer_token = _BearerToken(tokenUrl=TOKEN_URL, auto_error=False)
+# What each scope lets a token or key do, as Swagger's Authorize dialog lists them.
+SCOPE_DESCRIPTIONS = {
+    "users:read": "Read accounts: one's own, or any for an admin",
+    "users:write": "Change or delete accounts",
+    "fetch": "Fetch URLs, now or as jobs",
+    "admin": "Administer every account and job (administrators only)",
+    "graphql:arbitrary": "Send GraphQL documents that are not trusted (administrators only)",
+}
+assert set(SCOPE_DESCRIPTIONS) == SCOPES, "every scope described, and only those"
+
+bearer_token = _BearerToken(
+    tokenUrl=TOKEN_URL,
+    scheme_name="OAuth2Password",
+    scopes=SCOPE_DESCRIPTIONS,
+    description="A JWT access token from `POST /api/v1/auth/token` (the password grant; no client "
+    "id or secret), sent as `Authorization: Bearer …`.",
+    auto_error=False,
+)
 
 
 class _ApiKey(APIKeyHeader):
@@ -131,7 +148,12 @@ class _ApiKey(APIKeyHeader):
         return connection.headers.get(API_KEY_HEADER) or None
 
 
-api_key_header = _ApiKey(name=API_KEY_HEADER, auto_error=False)
+api_key_header = _ApiKey(
+    name=API_KEY_HEADER,
+    scheme_name="ApiKey",
+    description="A key from `POST /api/v1/api-keys`, for scripts; it may do what its scopes allow.",
+    auto_error=False,
+)
 
 
 BearerDep = Annotated[str | None, Depends(bearer_token)]

@@ -43,19 +43,41 @@ class Problem(BaseModel):
     errors: dict[str, list[str]] | None = None
 
 
+PROBLEM_JSON = "application/problem+json"
+# The refusals a REST route may answer, each a problem document with its ``code`` (moved under
+# ``application/problem+json`` in OpenAPI by ``problem_media``).
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}, "description": description}
-    for status, description in [
-        (401, "Missing or invalid credentials"),
-        (403, "Not allowed"),
-        (404, "Not found"),
-        (409, "Conflict"),
-        (422, "Invalid input, with messages per field in `errors`"),
-        (503, "The database is unavailable for a moment: try again after `Retry-After` seconds"),
+    status: {"model": Problem, "description": f"`{code}`: {description}"}
+    for status, code, description in [
+        (401, "UNAUTHENTICATED", "missing or invalid credentials"),
+        (403, "FORBIDDEN", "not allowed, or a scope the token or key lacks"),
+        (404, "NOT_FOUND", "no such resource, or one the caller may not see"),
+        (409, "CONFLICT", "the change conflicts with what is there (an email taken, the last admin)"),
+        (412, "PRECONDITION_FAILED", "`If-Match` names a version the resource is no longer at"),
+        (422, "BAD_USER_INPUT", "invalid input, with messages per field in `errors`"),
+        (429, "RATE_LIMITED", "too many requests: try again after `Retry-After` seconds"),
+        (
+            503,
+            "SERVICE_UNAVAILABLE",
+            "the database is unavailable for a moment: try again after `Retry-After`",
+        ),
     ]
 }
 
-PROBLEM_JSON = "application/problem+json"
+
+def problem_media(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with every refusal's schema under ``application/problem+json``, the
+    type it is sent as (FastAPI files a response model under the route's JSON type)."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                schema = content.get("application/json", {}).get("schema", {})
+                if schema.get("$ref") == "#/components/schemas/Problem":
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    return document
+
+
 GRAPHQL_PATH = "/graphql"
 _HTTP_CODES = {
     400: "BAD_REQUEST",

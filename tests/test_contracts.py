@@ -4,6 +4,7 @@ import json
 import re
 
 from api.contracts import OPENAPI_PATH, SDL_PATH, render_openapi, render_sdl
+from api.services.callers import SCOPES
 
 
 def test_schema_graphql_matches_the_code() -> None:
@@ -25,3 +26,21 @@ def test_every_operation_has_a_short_camel_case_id() -> None:
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[a-z]+(?:[A-Z][a-z0-9]*)*", operation_id) for operation_id in ids), ids
     assert {"listApiKeys", "readMe", "startJob", "token"} <= set(ids)
+
+
+def test_refusals_security_and_summaries_read_as_documented() -> None:
+    document = json.loads(render_openapi())
+    schemes = document["components"]["securitySchemes"]
+    assert set(schemes) == {"OAuth2Password", "ApiKey"}
+    assert set(schemes["OAuth2Password"]["flows"]["password"]["scopes"]) == SCOPES
+    for path, operations in document["paths"].items():
+        if not path.startswith("/api/v1/") or path.startswith("/api/v1/auth/"):
+            continue  # the token endpoint's refusals are RFC 6749's JSON, not problem documents
+        for method, operation in operations.items():
+            assert operation["summary"][0].isupper(), (method, path)
+            assert "``" not in operation["summary"]
+            refusals = {status: r for status, r in operation["responses"].items() if status[0] in "45"}
+            assert {"401", "404", "412", "422", "503"} <= set(refusals), (method, path)
+            for response in refusals.values():
+                assert list(response["content"]) == ["application/problem+json"], (method, path)
+                assert re.match(r"`[A-Z_]+`: ", response["description"])

@@ -8,9 +8,9 @@ from pydantic import BaseModel
 
 from api.deps import CurrentCaller, SessionDep
 from api.ids import NodeType
-from api.rest.deprecation import Route
 from api.rest.pages import ItemPage
 from api.rest.resources import Resource
+from api.rest.routing import Route
 from api.services import api_keys
 from api.services.commands import ApiKeyCreate
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from api.deps import ClientAddressDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import ScopeNotGranted, Unauthenticated
 from api.problems import PROBLEM_RESPONSES
-from api.rest.deprecation import Route
+from api.rest.routing import Route
 from api.services import auth
 from api.services.callers import SCOPES
 from api.services.sessions import Session

@@ -1,18 +1,16 @@
-"""Deprecated routes, declared once on the route (``**Deprecation(...).route()``): OpenAPI marks
-the operation ``deprecated`` with its sunset and successor (``x-sunset``, ``x-successor``), and
-every answer of the route carries ``Deprecation`` (RFC 9745), ``Sunset`` (RFC 8594) and a ``Link``
-to the successor (``rel="successor-version"``, RFC 5829), so a legacy client's logs show it in
-time. ``/api/v1`` stays as it is until a sunset passes; a v2 would be another router beside it
-(README, "HTTP conventions on REST").
+"""Deprecated routes, declared once on the route (``**Deprecation(...).route()``, read back by
+``api.rest.routing.Route``): OpenAPI marks the operation ``deprecated`` with its sunset and
+successor (``x-sunset``, ``x-successor``), and every answer of the route carries ``Deprecation``
+(RFC 9745), ``Sunset`` (RFC 8594) and a ``Link`` to the successor (``rel="successor-version"``,
+RFC 5829), so a legacy client's logs show it in time. ``/api/v1`` stays as it is until a sunset
+passes; a v2 would be another router beside it (README, "HTTP conventions on REST").
 """
 
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 _KEY = "x-sunset"
@@ -55,21 +53,3 @@ class Deprecation:
             "Sunset": format_datetime(sunset, usegmt=True),
             "Link": f'<{self.successor.format(**path_params)}>; rel="successor-version"',
         }
-
-
-class Route(APIRoute):
-    """The REST layer's route: a deprecated one adds its headers to every answer it makes."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        deprecation = Deprecation.of(self)
-        if deprecation is None:
-            return handler
-
-        async def marked(request: Request) -> Response:
-            response = await handler(request)
-            for name, value in deprecation.headers(request.path_params).items():
-                response.headers.append(name, value)  # appended: a page's own Link stays
-            return response
-
-        return marked

@@ -21,8 +21,8 @@ from api import metrics
 from api.db.engine import Database
 from api.deps import CurrentCaller, FeedsDep, SessionDep, SettingsDep
 from api.errors import DomainError, InvalidInput
-from api.rest.deprecation import Route
 from api.rest.fetch import FetchJobOut, FetchResultOut
+from api.rest.routing import Route
 from api.services import live
 from api.services.live import JobUpdate
 

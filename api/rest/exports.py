@@ -20,9 +20,10 @@ from api.db.engine import Database
 from api.db.models import FetchResult, Outcome
 from api.deps import CurrentCaller, DatabaseDep, SessionDep
 from api.negotiation import preferred_media
-from api.rest.deprecation import Deprecation, Route
+from api.rest.deprecation import Deprecation
 from api.rest.fetch import FetchResultOut
 from api.rest.pages import CompiledPagesDep, ItemPage, item_members
+from api.rest.routing import Route
 from api.services import fetch_jobs, reads
 
 router = APIRouter(prefix="/fetch-jobs/{job_id}", tags=["fetch"], route_class=Route)

@@ -13,9 +13,9 @@ from api.db.models import Outcome
 from api.deps import BodyReadFirst, CurrentCaller, FetcherDep, JobsDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import InvalidInput
 from api.ids import NodeType
-from api.rest.deprecation import Route
 from api.rest.pages import CompiledPagesDep, ItemPage, listing, page_response
 from api.rest.resources import Resource
+from api.rest.routing import Route
 from api.services import fetch, fetch_jobs, reads
 from api.services.commands import FetchJobCreate, build
 from api.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from api.deps import ClientAddressDep, CurrentCaller, LimiterDep, SessionDep, SettingsDep
 from api.ids import NodeType
-from api.rest.deprecation import Route
 from api.rest.pages import CompiledPagesDep, ItemPage, listing, page_response
 from api.rest.resources import Resource
+from api.rest.routing import Route
 from api.rest.versions import IfMatch, tagged
 from api.services import auth, reads, users
 from api.services.commands import (
