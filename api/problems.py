@@ -54,6 +54,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "NOT_FOUND", "no such resource, or one the caller may not see"),
         (409, "CONFLICT", "the change conflicts with what is there (an email taken, the last admin)"),
         (412, "PRECONDITION_FAILED", "`If-Match` names a version the resource is no longer at"),
+        (413, "PAYLOAD_TOO_LARGE", "the body or upload is larger than the limit"),
         (422, "BAD_USER_INPUT", "invalid input, with messages per field in `errors`"),
         (429, "RATE_LIMITED", "too many requests: try again after `Retry-After` seconds"),
         (
@@ -63,6 +64,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         ),
     ]
 }
+
+
+def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented refusals with these statuses, for a route's ``responses``."""
+    return {status: PROBLEM_RESPONSES[status] for status in statuses}
 
 
 def problem_media(document: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from api.deps import CurrentCaller, SessionDep
 from api.ids import NodeType
+from api.problems import refusals
 from api.rest.pages import ItemPage
 from api.rest.resources import Resource
 from api.rest.routing import Route
@@ -32,7 +33,7 @@ class NewApiKeyOut(BaseModel):
     secret: str
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=refusals(409))
 async def create_api_key(body: ApiKeyCreate, caller: CurrentCaller, session: SessionDep) -> NewApiKeyOut:
     """Create a key; its secret is in this answer only (send it as ``X-API-Key``)."""
     new = await api_keys.create_api_key(session, actor=caller, data=body)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ClientAddressDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import ScopeNotGranted, Unauthenticated
-from api.problems import PROBLEM_RESPONSES
+from api.problems import refusals
 from api.rest.routing import Route
 from api.services import auth
 from api.services.callers import SCOPES
@@ -106,13 +106,13 @@ async def token(
     return _token_response(signed_in)
 
 
-@router.post("/refresh", response_model=TokenOut, responses=PROBLEM_RESPONSES)
+@router.post("/refresh", response_model=TokenOut, responses=refusals(401))
 async def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> JSONResponse:
     """A new token pair for a refresh token, which is spent; reusing a spent one ends its session."""
     return _token_response(await auth.refresh(session, settings=settings, refresh_token=body.refresh_token))
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEM_RESPONSES)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(body: RefreshIn, session: SessionDep) -> None:
     """End the session of a refresh token (also when the token is unknown)."""
     await auth.logout(session, refresh_token=body.refresh_token)

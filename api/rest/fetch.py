@@ -13,6 +13,7 @@ from api.db.models import Outcome
 from api.deps import BodyReadFirst, CurrentCaller, FetcherDep, JobsDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import InvalidInput
 from api.ids import NodeType
+from api.problems import refusals
 from api.rest.pages import CompiledPagesDep, ItemPage, listing, page_response
 from api.rest.resources import Resource
 from api.rest.routing import Route
@@ -52,7 +53,7 @@ class FetchJobOut(Resource):
     finished_at: datetime | None
 
 
-@router.get("/fetch")
+@router.get("/fetch", responses=refusals(429))
 async def fetch_now(
     caller: CurrentCaller,
     session: SessionDep,
@@ -84,7 +85,12 @@ _START_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/fetch-jobs", status_code=status.HTTP_202_ACCEPTED, openapi_extra={"requestBody": _START_BODY})
+@router.post(
+    "/fetch-jobs",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra={"requestBody": _START_BODY},
+    responses=refusals(413, 422, 429),
+)
 async def start_job(
     _body: BodyReadFirst,
     request: Request,
@@ -161,7 +167,7 @@ async def read_job(job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep
     return FetchJobOut.model_validate(await fetch_jobs.get_job(session, actor=caller, job_id=job_id))
 
 
-@router.delete("/fetch-jobs/{job_id}")
+@router.delete("/fetch-jobs/{job_id}", responses=refusals(409))
 async def cancel_job(job_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> FetchJobOut:
     """Cancel a job: its fetches in flight stop, and the URLs not fetched get ``CANCELLED`` results.
     The job stays, with the results it has; the answer is the job as it now stands."""

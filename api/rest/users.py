@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from api.deps import ClientAddressDep, CurrentCaller, LimiterDep, SessionDep, SettingsDep
 from api.ids import NodeType
+from api.problems import refusals
 from api.rest.pages import CompiledPagesDep, ItemPage, listing, page_response
 from api.rest.resources import Resource
 from api.rest.routing import Route
@@ -39,7 +40,7 @@ class UserOut(Resource):
 USERS = listing(reads.Relation.USERS, UserOut)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=refusals(409, 429))
 async def register(
     body: UserCreate,
     session: SessionDep,
@@ -63,7 +64,7 @@ async def read_me(caller: CurrentCaller, response: Response) -> UserOut:
     return UserOut.model_validate(user)
 
 
-@router.patch("/me")
+@router.patch("/me", responses=refusals(409))
 async def update_me(
     body: UserSelfUpdate, caller: CurrentCaller, session: SessionDep, versions: IfMatch, response: Response
 ) -> UserOut:
@@ -111,7 +112,7 @@ async def read_user(
     return UserOut.model_validate(user)
 
 
-@router.patch("/{user_id}")
+@router.patch("/{user_id}", responses=refusals(409))
 async def update_user(
     user_id: uuid.UUID,
     body: UserAdminUpdate,
@@ -126,7 +127,7 @@ async def update_user(
     return UserOut.model_validate(user)
 
 
-@router.put("/{user_id}")
+@router.put("/{user_id}", responses=refusals(409))
 async def replace_user(
     user_id: uuid.UUID,
     body: UserReplace,
@@ -142,7 +143,7 @@ async def replace_user(
     return UserOut.model_validate(user)
 
 
-@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=refusals(409))
 async def delete_user(
     user_id: uuid.UUID, caller: CurrentCaller, session: SessionDep, versions: IfMatch
 ) -> None:
