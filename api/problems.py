@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
@@ -32,6 +32,23 @@ logger = logging.getLogger("switchboard.errors")
 
 class Problem(BaseModel):
     """An RFC 9457 problem document, as every REST error is sent (OpenAPI's view of it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank",
+                    "title": "Not Found",
+                    "status": 404,
+                    "detail": "No such user.",
+                    "instance": "/api/v1/users/0193a6e4-4b7e-7c3a-9f1e-3c5d2a1b0c9d",
+                    "code": "NOT_FOUND",
+                    "request_id": "7f1c2d3e4b5a69788796a5b4c3d2e1f0",
+                    "errors": None,
+                }
+            ]
+        }
+    )
 
     type: str = "about:blank"
     title: str

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from api.deps import CurrentCaller, SessionDep
 from api.ids import NodeType
@@ -20,6 +20,21 @@ router = APIRouter(prefix="/api-keys", tags=["api keys"], route_class=Route)
 
 class ApiKeyOut(Resource):
     node_type = NodeType.API_KEY
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0193a6e5-1d20-7a44-8b0e-5f6a7b8c9d0e",
+                    "node_id": "QXBpS2V5OjAxOTNhNmU1LTFkMjAtN2E0NC04YjBlLTVmNmE3YjhjOWQwZQ==",
+                    "name": "nightly export",
+                    "prefix": "sbk_Xq3v",
+                    "scopes": ["users:read", "fetch"],
+                    "created_at": "2026-12-01T09:31:00Z",
+                    "last_used_at": None,
+                }
+            ]
+        }
+    )
 
     name: str
     prefix: str
@@ -29,6 +44,25 @@ class ApiKeyOut(Resource):
 
 
 class NewApiKeyOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "api_key": {
+                        "id": "0193a6e5-1d20-7a44-8b0e-5f6a7b8c9d0e",
+                        "node_id": "QXBpS2V5OjAxOTNhNmU1LTFkMjAtN2E0NC04YjBlLTVmNmE3YjhjOWQwZQ==",
+                        "name": "nightly export",
+                        "prefix": "sbk_Xq3v",
+                        "scopes": ["users:read", "fetch"],
+                        "created_at": "2026-12-01T09:31:00Z",
+                        "last_used_at": None,
+                    },
+                    "secret": "sbk_Xq3vN8yTtq0lJm2VvZ6o0k3QwOeR1c9xH4bF7aUuYsE",
+                }
+            ]
+        }
+    )
+
     api_key: ApiKeyOut
     secret: str
 

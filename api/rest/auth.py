@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ClientAddressDep, LimiterDep, SessionDep, SettingsDep
 from api.errors import ScopeNotGranted, Unauthenticated
@@ -25,6 +25,20 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 class TokenOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+                    "refresh_token": "r1_3mQ8cW0t5nB2yK7pL4sD9fH6jG1aZxVe",
+                    "token_type": "bearer",
+                    "expires_in": 900,
+                    "scope": "fetch users:read users:write",
+                }
+            ]
+        }
+    )
+
     access_token: str
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"
@@ -47,6 +61,10 @@ class OAuthError(BaseModel):
 
 
 class RefreshIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"refresh_token": "r1_3mQ8cW0t5nB2yK7pL4sD9fH6jG1aZxVe"}]}
+    )
+
     refresh_token: str
 
 

@@ -26,7 +26,25 @@ router = APIRouter(tags=["fetch"], route_class=Route)
 
 class FetchResultOut(BaseModel):
     # Read from a fresh result or a stored one: both carry these fields by the same names.
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "position": 0,
+                    "url": "https://example.com/",
+                    "outcome": "OK",
+                    "status_code": 200,
+                    "final_url": "https://example.com/",
+                    "content_type": "text/html; charset=UTF-8",
+                    "bytes": 1256,
+                    "elapsed_ms": 84.5,
+                    "error": None,
+                    "fetched_at": "2026-12-01T09:32:00.120000Z",
+                }
+            ]
+        },
+    )
 
     position: int
     url: str
@@ -42,6 +60,24 @@ class FetchResultOut(BaseModel):
 
 class FetchJobOut(Resource):
     node_type = NodeType.FETCH_JOB
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0193a6e6-02f1-7b55-a1c2-d3e4f5a6b7c8",
+                    "node_id": "RmV0Y2hKb2I6MDE5M2E2ZTYtMDJmMS03YjU1LWExYzItZDNlNGY1YTZiN2M4",
+                    "owner_id": "0193a6e4-4b7e-7c3a-9f1e-3c5d2a1b0c9d",
+                    "status": "RUNNING",
+                    "total": 3,
+                    "completed": 1,
+                    "error": None,
+                    "created_at": "2026-12-01T09:32:00Z",
+                    "started_at": "2026-12-01T09:32:00.050000Z",
+                    "finished_at": None,
+                }
+            ]
+        }
+    )
 
     owner_id: uuid.UUID
     status: models.JobStatus

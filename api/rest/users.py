@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import ConfigDict
 
 from api.deps import ClientAddressDep, CurrentCaller, LimiterDep, SessionDep, SettingsDep
 from api.ids import NodeType
@@ -28,6 +29,22 @@ router = APIRouter(prefix="/users", tags=["users"], route_class=Route)
 
 class UserOut(Resource):
     node_type = NodeType.USER
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0193a6e4-4b7e-7c3a-9f1e-3c5d2a1b0c9d",
+                    "node_id": "VXNlcjowMTkzYTZlNC00YjdlLTdjM2EtOWYxZS0zYzVkMmExYjBjOWQ=",
+                    "email": "ada@example.com",
+                    "display_name": "Ada",
+                    "is_active": True,
+                    "is_admin": False,
+                    "created_at": "2026-12-01T09:30:00Z",
+                    "updated_at": "2026-12-02T17:05:12.250000Z",
+                }
+            ]
+        }
+    )
 
     email: str
     display_name: str | None

@@ -45,17 +45,29 @@ class Command(BaseModel):
 
 
 class UserCreate(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"email": "ada@example.com", "password": "correct horse battery", "display_name": "Ada"}
+            ]
+        }
+    )
+
     email: Email
     password: Password
     display_name: DisplayName | None = None
 
 
 class UserSelfUpdate(Command):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"display_name": "Ada Lovelace"}]})
+
     email: Annotated[Email | None, NotNull] = None
     display_name: DisplayName | None = None
 
 
 class UserAdminUpdate(Command):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"is_active": False}]})
+
     display_name: DisplayName | None = None
     is_active: Annotated[bool | None, NotNull] = None
     is_admin: Annotated[bool | None, NotNull] = None
@@ -63,6 +75,10 @@ class UserAdminUpdate(Command):
 
 class UserReplace(Command):
     """A full replacement of what an admin may set (``PUT``): every field is required."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"display_name": "Ada", "is_active": True, "is_admin": False}]}
+    )
 
     display_name: DisplayName | None
     is_active: bool
@@ -81,14 +97,30 @@ def build(model: type[C], data: dict[str, Any]) -> C:
 
 
 class PasswordChange(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"current_password": "correct horse battery", "new_password": "staple horse battery"}
+            ]
+        }
+    )
+
     current_password: Annotated[str, Field(max_length=128)]
     new_password: Password
 
 
 class ApiKeyCreate(Command):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "nightly export", "scopes": ["users:read", "fetch"]}]}
+    )
+
     name: DisplayName
     scopes: Annotated[list[Scope], Field(min_length=1)]
 
 
 class FetchJobCreate(Command):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"urls": ["https://example.com/", "https://example.org/"]}]}
+    )
+
     urls: list[str]
