@@ -177,7 +177,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["Location", "Link", "X-Request-ID"],
+            expose_headers=[
+                "Location",
+                "Link",
+                "X-Request-ID",
+                "ETag",
+                "Deprecation",
+                "Sunset",
+                "Retry-After",
+            ],
         )
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)  # around the request id's own answers too

@@ -7,6 +7,7 @@ import httpx2
 
 from api.db.engine import Database
 from api.settings import Settings
+from tests.conftest import asgi_client, running_app, settings_for_tests
 from tests.factories import PASSWORD, bearer, graphql, make_user
 
 
@@ -150,3 +151,18 @@ async def test_graphql_writes_are_unconditional_and_move_the_tag(
         "/api/v1/users/me", json={"display_name": "R"}, headers={**headers, "If-Match": tag}
     )
     assert stale.status_code == 412
+
+
+async def test_a_browser_on_another_origin_may_read_the_tag_and_deprecation_headers(
+    database: Database, settings: Settings
+) -> None:
+    user = await make_user(database)
+    origin = "https://app.example.com"
+    async with (
+        running_app(settings_for_tests(cors_origins=[origin]), database) as app,
+        asgi_client(app) as http,
+    ):
+        headers = {**bearer(app.state.settings, user), "Origin": origin}
+        response = await http.get("/api/v1/users/me", headers=headers)
+    exposed = {name.strip().lower() for name in response.headers["access-control-expose-headers"].split(",")}
+    assert {"etag", "deprecation", "sunset", "link", "retry-after"} <= exposed
