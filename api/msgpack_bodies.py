@@ -43,7 +43,9 @@ def to_json(body: bytes) -> bytes:
     try:
         document: Any = msgpack.unpackb(body, raw=False)
         return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:  # ExtraData is a ValueError
+    # ExtraData and StackError (nesting past msgpack's own limit) are ValueErrors; nesting past
+    # Python's recursion limit stops json.dumps.
+    except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
         raise InvalidBody(str(exc)) from None
 
 

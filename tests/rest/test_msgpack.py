@@ -156,7 +156,8 @@ async def test_problem_documents_come_packed(client: httpx2.AsyncClient) -> None
 
 
 async def test_a_body_that_is_no_messagepack_document_is_a_400(client: httpx2.AsyncClient) -> None:
-    for body in (b"\xc1", msgpack.packb({"a": 1}) + b"\x00", msgpack.packb({"raw": b"\x00\x01"})):
+    nested = b"\x91" * 1020 + b"\xc0"  # deeper than json.dumps goes
+    for body in (b"\xc1", msgpack.packb({"a": 1}) + b"\x00", msgpack.packb({"raw": b"\x00\x01"}), nested):
         response = await client.post(
             "/api/v1/users", content=body, headers={"Content-Type": MSGPACK, "Accept": MSGPACK}
         )
