@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     # The representation, inside out: tagged and revalidated, then MessagePack, then compressed;
     # each outer one rewrites the tags of the one inside (api.entity_tags). All see HEAD as GET.
     app.add_middleware(ConditionalGetMiddleware)
-    app.add_middleware(MessagePackMiddleware)
+    app.add_middleware(MessagePackMiddleware, max_bytes=settings.request_max_bytes)
     app.add_middleware(CompressionMiddleware)
     app.add_middleware(MethodsMiddleware)
     app.add_middleware(

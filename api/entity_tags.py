@@ -24,8 +24,10 @@ def parse(header: bytes) -> list[tuple[bool, bytes]]:
         if weak:
             element = element[2:]
         if element == b"*":
-            tags.append((False, element))
-        elif len(element) >= 2 and element.startswith(b'"') and element.endswith(b'"'):
+            if not weak:  # W/* is no wildcard, and no tag either
+                tags.append((False, element))
+        # A tag named "*" (quoted) is no wildcard, and no answer of ours has it: it matches nothing.
+        elif len(element) >= 2 and element.startswith(b'"') and element.endswith(b'"') and element != b'"*"':
             tags.append((weak, element[1:-1]))
     return tags
 
@@ -85,9 +87,12 @@ def unsuffixed(scope: Scope, suffix: bytes, keep_plain: bool) -> tuple[Scope, se
                 elif keep:
                     tags.append(quoted(opaque, weak))
             changed = True
-            if not tags:
+            if tags:
+                value = b", ".join(tags)
+            elif keep:
+                pass  # no tag we could read: left as sent, for the route to refuse (412)
+            else:
                 continue  # no tag left: one that matches nothing, as the client's matched nothing here
-            value = b", ".join(tags)
         rewritten.append((name, value))
     return ({**scope, "headers": rewritten} if changed else scope), carried
 

@@ -13,12 +13,13 @@ import json
 from typing import Any
 
 import msgpack
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.entity_tags import Headers, header, replaced, unsuffixed, vary, with_suffix
 from api.negotiation import preferred_media
-from api.problems import problem
+from api.problems import http_error, problem
 
 JSON = "application/json"
 MSGPACK = "application/msgpack"
@@ -55,8 +56,12 @@ def to_msgpack(body: bytes) -> bytes:
 
 
 class MessagePackMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """``max_bytes``: the most JSON a request body may become, as a JSON body may be (the body
+    limit counts the MessagePack bytes, and their JSON can be several times longer)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,10 +78,18 @@ class MessagePackMiddleware:
             send = _varying(send)
         content_type = header(scope["headers"], b"content-type")
         if content_type is not None and content_type.split(b";", 1)[0].strip().lower() in _MSGPACK_TYPES:
-            scope, replayed = await _read_as_json(scope, receive)
+            try:
+                scope, replayed = await _read_as_json(scope, receive)
+            except HTTPException as exc:  # the body limit's 413 or 408, met while reading here
+                await (await http_error(Request(scope), exc))(scope, _gone, send)
+                return
             if replayed is None:
                 detail = "The request body is not a MessagePack document that JSON can stand for."
                 await problem(Request(scope), 400, "BAD_REQUEST", detail)(scope, _gone, send)
+                return
+            if int(header(scope["headers"], b"content-length") or 0) > self.max_bytes:
+                detail = f"The request body, as JSON, is larger than {self.max_bytes} bytes."
+                await problem(Request(scope), 413, "PAYLOAD_TOO_LARGE", detail)(scope, _gone, send)
                 return
             receive = replayed
         await self.app(scope, receive, send)
@@ -157,6 +170,10 @@ def _converting(send: Send, media_type: bytes) -> Send:
             return
         start, held = held, None
         headers = start["headers"]
+        if message.get("more_body", False):  # a document sent in parts: not ours to convert
+            await send(start)
+            await send(message)
+            return
         body = to_msgpack(message.get("body", b""))
         headers = replaced(headers, b"content-type", media_type)
         headers = replaced(headers, b"content-length", str(len(body)).encode())

@@ -163,7 +163,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return await _domain_error(request, InvalidInput(field_messages(list(exc.errors()), skip=1)))
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
+async def http_error(request: Request, exc: Exception) -> Response:
+    """An ``HTTPException`` (the body limit's 413 and 408 among them) as a problem document."""
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "BAD_REQUEST" if exc.status_code < 500 else INTERNAL_ERROR_CODE)
     return problem(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
@@ -204,5 +205,5 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -55,7 +55,7 @@ def moment_of(version: str) -> datetime | None:
     guess), which matches no row."""
     try:
         return EPOCH + int(version, 16) * MICROSECOND if len(version) <= 16 else None
-    except ValueError:
+    except (ValueError, OverflowError):  # not hex, or past the year 9999
         return None
 
 

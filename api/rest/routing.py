@@ -1,7 +1,7 @@
 """The REST layer's route class, for what every route gets from its declaration alone: a short
 OpenAPI summary from the first sentence of its docstring, the refusals it can answer documented
-from what it takes (``refusals_of``), and a deprecated route's headers on every answer it makes
-(``api.rest.deprecation``)."""
+from what it takes (``refusals_of``), and a deprecated route's headers on every answer its
+handler returns (``api.rest.deprecation``; a refusal raised before it returns goes without)."""
 
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any

@@ -166,3 +166,21 @@ async def test_a_browser_on_another_origin_may_read_the_tag_and_deprecation_head
         response = await http.get("/api/v1/users/me", headers=headers)
     exposed = {name.strip().lower() for name in response.headers["access-control-expose-headers"].split(",")}
     assert {"etag", "deprecation", "sunset", "link", "retry-after"} <= exposed
+
+
+async def test_an_unreadable_if_match_is_refused_whatever_the_form_asked_for(
+    client: httpx2.AsyncClient, database: Database, settings: Settings
+) -> None:
+    """A tag without quotes, a quoted "*", or a version past the year 9999 names no version: 412,
+    also when gzip or MessagePack would rewrite the tags on the way in."""
+    user = await make_user(database)
+    headers = bearer(settings, user)
+    for if_match in ("18f3ab12", '"*"', '"fffffffffffffff"', "W/*"):
+        for form in ({"Accept-Encoding": "gzip"}, {"Accept": "application/msgpack"}, {}):
+            answer = await client.patch(
+                "/api/v1/users/me",
+                json={"display_name": "X"},
+                headers={**headers, **form, "If-Match": if_match},
+            )
+            assert answer.status_code == 412, (if_match, form)
+    assert (await client.get("/api/v1/users/me", headers=headers)).json()["display_name"] is None

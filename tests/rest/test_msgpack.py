@@ -174,3 +174,25 @@ async def test_x_msgpack_and_weights(client: httpx2.AsyncClient) -> None:
         "/healthz", headers={"Accept": "application/json;q=0.5, application/msgpack"}
     )
     assert preferred.headers["content-type"] == MSGPACK
+
+
+async def test_a_body_over_the_limit_is_a_413_as_json_or_as_sent(
+    client: httpx2.AsyncClient, settings: Settings
+) -> None:
+    """Counted as sent (a chunked body, no length declared) and again as the JSON it becomes,
+    which can be several times longer: ``false`` is one byte of MessagePack."""
+    limit = settings.request_max_bytes
+
+    async def chunks(total: int):  # type: ignore[no-untyped-def]
+        for _ in range(total // 65536 + 1):
+            yield b"\xc2" * 65536
+
+    packed = {"Content-Type": MSGPACK, "Accept": MSGPACK}
+    sent = await client.post("/api/v1/users", content=chunks(limit + 1), headers=packed)
+    assert sent.status_code == 413
+    assert msgpack.unpackb(sent.content)["code"] == "PAYLOAD_TOO_LARGE"
+    grown = msgpack.packb([False] * (limit // 5))  # under the limit as MessagePack, over it as JSON
+    assert len(grown) < limit
+    answer = await client.post("/api/v1/users", content=grown, headers=packed)
+    assert answer.status_code == 413
+    assert msgpack.unpackb(answer.content)["code"] == "PAYLOAD_TOO_LARGE"
