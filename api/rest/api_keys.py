@@ -5,6 +5,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict
+from pydantic.config import JsonDict
 
 from api.deps import CurrentCaller, SessionDep
 from api.ids import NodeType
@@ -18,23 +19,21 @@ from api.services.commands import ApiKeyCreate
 router = APIRouter(prefix="/api-keys", tags=["api keys"], route_class=Route)
 
 
+# A key as OpenAPI shows it, alone and inside the answer that creates it.
+_KEY_EXAMPLE: JsonDict = {
+    "id": "0193a6e5-1d20-7a44-8b0e-5f6a7b8c9d0e",
+    "node_id": "QXBpS2V5OjAxOTNhNmU1LTFkMjAtN2E0NC04YjBlLTVmNmE3YjhjOWQwZQ==",
+    "name": "nightly export",
+    "prefix": "sbk_Xq3v",
+    "scopes": ["users:read", "fetch"],
+    "created_at": "2026-12-01T09:31:00Z",
+    "last_used_at": None,
+}
+
+
 class ApiKeyOut(Resource):
     node_type = NodeType.API_KEY
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "0193a6e5-1d20-7a44-8b0e-5f6a7b8c9d0e",
-                    "node_id": "QXBpS2V5OjAxOTNhNmU1LTFkMjAtN2E0NC04YjBlLTVmNmE3YjhjOWQwZQ==",
-                    "name": "nightly export",
-                    "prefix": "sbk_Xq3v",
-                    "scopes": ["users:read", "fetch"],
-                    "created_at": "2026-12-01T09:31:00Z",
-                    "last_used_at": None,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_KEY_EXAMPLE]})
 
     name: str
     prefix: str
@@ -48,15 +47,7 @@ class NewApiKeyOut(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "api_key": {
-                        "id": "0193a6e5-1d20-7a44-8b0e-5f6a7b8c9d0e",
-                        "node_id": "QXBpS2V5OjAxOTNhNmU1LTFkMjAtN2E0NC04YjBlLTVmNmE3YjhjOWQwZQ==",
-                        "name": "nightly export",
-                        "prefix": "sbk_Xq3v",
-                        "scopes": ["users:read", "fetch"],
-                        "created_at": "2026-12-01T09:31:00Z",
-                        "last_used_at": None,
-                    },
+                    "api_key": _KEY_EXAMPLE,
                     "secret": "sbk_Xq3vN8yTtq0lJm2VvZ6o0k3QwOeR1c9xH4bF7aUuYsE",
                 }
             ]
